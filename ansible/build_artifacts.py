@@ -1,0 +1,100 @@
+"""Build the Python artifacts the playbook ships, because hosts have no internet and no compiler.
+
+OUT/wheelhouse/ holds the runtime dependencies (keyed on pyproject.toml: rebuilt only when it
+changes) and OUT/app/ the app + authd wheel (keyed on the sources). Wheels are built with a fixed
+SOURCE_DATE_EPOCH so an unchanged tree gives a byte-identical wheel and the playbook stays
+changed=0. Prints `built` when something was rebuilt, `unchanged` otherwise (the playbook's
+changed_when). The controller's Python must match the hosts' minor version (3.11 on bookworm),
+because the wheelhouse holds compiled wheels (granian, msgspec) for the controller's platform.
+
+usage: python build_artifacts.py OUT
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SOURCES = ("app", "authd")
+# 1980-01-01: the earliest timestamp a zip can hold; any fixed value makes the wheel reproducible.
+EPOCH = "315532800"
+
+
+def _tree_key(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        h.update(str(p.relative_to(REPO)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _source_files() -> list[Path]:
+    files = [REPO / "pyproject.toml"]
+    for top in SOURCES:
+        files += [p for p in (REPO / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return files
+
+
+def _pip(*args: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args], check=True, env=env)
+
+
+def _publish(tmp: Path, dest: Path) -> None:
+    """Swap a finished directory into place so a crashed build never leaves a half-filled one."""
+    old = dest.with_name(dest.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def build_wheelhouse(out: Path) -> bool:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    key = _tree_key([REPO / "pyproject.toml"])
+    stamp = out / "wheelhouse" / f".key-{key}"
+    if stamp.exists():
+        return False
+    tmp = Path(tempfile.mkdtemp(prefix="wheelhouse.", dir=out))
+    _pip("download", "--only-binary=:all:", "--dest", str(tmp), *project["project"]["dependencies"])
+    # The build backend too, so the app wheel below builds with --no-index (offline once warm).
+    _pip("download", "--only-binary=:all:", "--dest", str(tmp / "build"), *project["build-system"]["requires"])
+    (tmp / f".key-{key}").touch()
+    _publish(tmp, out / "wheelhouse")
+    return True
+
+
+def build_app_wheel(out: Path) -> bool:
+    key = _tree_key(_source_files())
+    if (out / "app" / f".key-{key}").exists():
+        return False
+    tmp = Path(tempfile.mkdtemp(prefix="app.", dir=out))
+    with tempfile.TemporaryDirectory(prefix="src.") as src:
+        # Build from a copy: an in-tree build would write build/ and *.egg-info into the work tree.
+        shutil.copy2(REPO / "pyproject.toml", src)
+        for top in SOURCES:
+            shutil.copytree(REPO / top, Path(src) / top, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
+        build_deps = str(out / "wheelhouse" / "build")
+        _pip("wheel", "--no-deps", "--no-index", "--find-links", build_deps, "-w", str(tmp), src, env=env)
+    (tmp / f".key-{key}").touch()
+    _publish(tmp, out / "app")
+    return True
+
+
+def main() -> None:
+    out = Path(sys.argv[1]).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    changed = build_wheelhouse(out)
+    changed = build_app_wheel(out) or changed
+    print("built" if changed else "unchanged")
+
+
+if __name__ == "__main__":
+    main()
