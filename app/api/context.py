@@ -1,0 +1,79 @@
+"""Per-app state the handlers share: settings, backend, key store, edge trust, stream guard."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from litestar import Request
+
+from app import model_ids
+from app.backend import ModelBackend
+from app.errors import ApiError, unauthorized
+from app.model_ids import ResolvedModel
+from app.settings import Settings
+from authd.keys import KeyStore, parse_bearer
+
+
+class StreamGuard:
+    """Counts open SSE responses; `PROXY_SSE_MAX_CONCURRENCY` (0 = off) caps them with a 429."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def acquire(self) -> None:
+        if self.limit and self.active >= self.limit:
+            raise ApiError(
+                429,
+                "too many concurrent streams",
+                type="rate_limit_error",
+                code="concurrency_exceeded",
+                headers={"Retry-After": "1"},
+            )
+        self.active += 1
+
+    def release(self) -> None:
+        self.active -= 1
+
+
+class ApiContext:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.backend = ModelBackend(settings)
+        keys_file = Path(settings.api_keys_file) if settings.api_keys_file else None
+        self.keys = KeyStore(settings.api_key or None, keys_file)
+        self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
+        self.streams = StreamGuard(settings.sse_max_concurrency)
+
+    def authenticate(self, request: Request) -> str:
+        """Defence in depth behind authd: the same key set, compared in constant time. Returns the key name."""
+        self.keys.reload_if_changed()
+        token = parse_bearer(request.headers.getall("authorization", []))
+        name = self.keys.lookup(token) if token is not None else None
+        if name is None:
+            raise unauthorized()
+        edge_user = request.headers.get("x-auth-user")
+        if edge_user and self.from_trusted_proxy(request):
+            name = edge_user[:128]
+        request.scope.setdefault("state", {})["auth_user"] = name
+        return name
+
+    def from_trusted_proxy(self, request: Request) -> bool:
+        client = request.client.host if request.client else None
+        if not client:
+            return False
+        try:
+            addr = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.trusted)
+
+    def resolve_model(self, model: str) -> ResolvedModel | None:
+        return model_ids.resolve(
+            model, default_model=self.settings.codex_model, account_models=self.backend.account_models
+        )
+
+    def model_ids(self) -> list[str]:
+        ids = model_ids.advertised(self.settings.env)
+        return ids + [m for m in self.backend.account_models if m not in ids]

@@ -1,0 +1,114 @@
+"""ASGI middleware in front of every route: request id, CORS, preflights, access log.
+
+Hand-written rather than Litestar's CORSConfig because the rules are specific: an allowlist of `*` answers
+`Access-Control-Allow-Origin: *` **without** credentials (never reflect any origin with credentials, the old
+implementation's defect); a listed origin is reflected with `Vary: Origin`; preflights echo the requested
+headers; and the headers are on every response, errors included. Any OPTIONS gets 204 here.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger("app.access")
+
+ALLOW_METHODS = b"GET, POST, HEAD, OPTIONS"
+EXPOSE_HEADERS = b"X-Request-Id, Retry-After, Content-Type"
+DEFAULT_ALLOW_HEADERS = b"Authorization, Content-Type, Accept, OpenAI-Beta, OpenAI-Organization, OpenAI-Project"
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def cors_headers(
+    origin: str | None, allowed: Sequence[str], preflight_headers: str | None
+) -> list[tuple[bytes, bytes]]:
+    """Pure: the CORS headers for a response to `origin` under the allowlist (empty when not allowed)."""
+    if not origin:
+        return []
+    headers: list[tuple[bytes, bytes]] = []
+    if "*" in allowed:
+        headers.append((b"access-control-allow-origin", b"*"))
+    elif origin in allowed or _localhost_any_port(origin, allowed):
+        headers += [
+            (b"access-control-allow-origin", origin.encode("latin-1")),
+            (b"access-control-allow-credentials", b"true"),
+        ]
+    else:
+        return [(b"vary", b"Origin")]
+    headers.append((b"vary", b"Origin"))
+    headers.append((b"access-control-expose-headers", EXPOSE_HEADERS))
+    if preflight_headers is not None:
+        requested = preflight_headers.encode("latin-1") if preflight_headers.strip() else DEFAULT_ALLOW_HEADERS
+        headers += [
+            (b"access-control-allow-methods", ALLOW_METHODS),
+            (b"access-control-allow-headers", requested),
+            (b"access-control-max-age", b"600"),
+        ]
+    return headers
+
+
+def _localhost_any_port(origin: str, allowed: Sequence[str]) -> bool:
+    """`http://localhost` in the allowlist also admits `http://localhost:<port>` (dev servers, Obsidian)."""
+    base, sep, port = origin.rpartition(":")
+    return bool(sep) and port.isdigit() and base in allowed and base.endswith("//localhost")
+
+
+class EdgeMiddleware:
+    def __init__(self, app: ASGIApp, *, cors_enabled: bool, allowed_origins: Sequence[str]) -> None:
+        self.app = app
+        self.cors_enabled = cors_enabled
+        self.allowed = tuple(allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.monotonic()
+        headers = {k.lower(): v for k, v in scope.get("headers", [])}
+        origin = headers.get(b"origin", b"").decode("latin-1") or None
+        request_id = new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        method = scope["method"]
+        extra = [(b"x-request-id", request_id.encode())]
+        if self.cors_enabled:
+            acrh = headers.get(b"access-control-request-headers")
+            preflight = method == "OPTIONS"
+            extra += cors_headers(origin, self.allowed, (acrh or b"").decode("latin-1") if preflight else None)
+        status_holder = [0]
+
+        if method == "OPTIONS":
+            await send({"type": "http.response.start", "status": 204, "headers": extra})
+            await send({"type": "http.response.body", "body": b""})
+            self._log(scope, 204, started, request_id)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            self._log(scope, status_holder[0], started, request_id)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, started: float, request_id: str) -> None:
+        state = scope.get("state", {})
+        logger.info(
+            "%s %s %d %.1fms id=%s user=%s",
+            scope["method"],
+            scope["path"],
+            status,
+            (time.monotonic() - started) * 1000,
+            request_id,
+            state.get("auth_user", "-"),
+        )

@@ -1,0 +1,104 @@
+"""The OpenAI-compatible routes: chat completions, legacy completions, responses, models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get, head, post
+from litestar.datastructures import State
+
+from app import translate as t
+from app.api.context import ApiContext
+from app.api.pipeline import ChatFormat, CompletionsFormat, ResponsesFormat, decode_body, execute, plan_or_error
+from app.errors import ApiError, model_not_found
+from app.openai.chat import ChatCompletionRequest, CompletionRequest
+from app.openai.models import Model, ModelList
+from app.openai.responses import ResponsesRequest
+
+JSON = "application/json"
+
+
+def _ctx(state: State) -> ApiContext:
+    return state.api
+
+
+@post("/v1/chat/completions", status_code=200)
+async def chat_completions(request: Request, state: State) -> Response[Any]:
+    ctx = _ctx(state)
+    ctx.authenticate(request)
+    body = decode_body(await request.body(), ChatCompletionRequest)
+    plan = plan_or_error(
+        t.plan_chat,
+        body,
+        ctx.resolve_model,
+        ignore_client_system_prompt=ctx.settings.ignore_client_system_prompt,
+        default_stream=False,
+    )
+    return await execute(ctx, request, plan, ChatFormat(plan))
+
+
+@head("/v1/chat/completions", status_code=200)
+async def chat_completions_head(request: Request, state: State) -> Response[None]:
+    _ctx(state).authenticate(request)
+    return Response(None, media_type=JSON)
+
+
+@post("/v1/completions", status_code=200)
+async def completions(request: Request, state: State) -> Response[Any]:
+    ctx = _ctx(state)
+    ctx.authenticate(request)
+    body = decode_body(await request.body(), CompletionRequest)
+    plan = plan_or_error(t.plan_completion, body, ctx.resolve_model, default_stream=False)
+    return await execute(ctx, request, plan, CompletionsFormat(plan))
+
+
+@post("/v1/responses", status_code=200)
+async def responses(request: Request, state: State) -> Response[Any]:
+    ctx = _ctx(state)
+    ctx.authenticate(request)
+    body = decode_body(await request.body(), ResponsesRequest)
+    plan = plan_or_error(
+        t.plan_responses, body, ctx.resolve_model, ignore_client_system_prompt=ctx.settings.ignore_client_system_prompt
+    )
+    return await execute(ctx, request, plan, ResponsesFormat(plan))
+
+
+@head("/v1/responses", status_code=200)
+async def responses_head(request: Request, state: State) -> Response[None]:
+    ctx = _ctx(state)
+    ctx.authenticate(request)
+    if not ctx.backend.ready:
+        raise ApiError(503, ctx.backend.not_ready_reason(), type="server_error", code="worker_not_ready")
+    return Response(None, media_type=JSON)
+
+
+def _models_gate(ctx: ApiContext, request: Request) -> None:
+    if ctx.settings.protect_models:
+        ctx.authenticate(request)
+
+
+@get(["/v1/models", "/v1/models/"])
+async def list_models(request: Request, state: State) -> Response[ModelList]:
+    ctx = _ctx(state)
+    _models_gate(ctx, request)
+    body = ModelList(data=[Model(id=m) for m in ctx.model_ids()])
+    return Response(body, media_type=JSON, headers={"Cache-Control": "public, max-age=60"})
+
+
+@head(["/v1/models", "/v1/models/"])
+async def head_models(request: Request, state: State) -> Response[None]:
+    _models_gate(_ctx(state), request)
+    return Response(None, media_type=JSON)
+
+
+@get("/v1/models/{model_id:str}")
+async def get_model(request: Request, state: State, model_id: str) -> Response[Model]:
+    ctx = _ctx(state)
+    _models_gate(ctx, request)
+    if ctx.resolve_model(model_id) is None:
+        raise model_not_found(model_id)
+    return Response(Model(id=model_id), media_type=JSON)
+
+
+ROUTES = [chat_completions, chat_completions_head, completions, list_models, head_models, get_model]
+RESPONSES_ROUTES = [responses, responses_head]

@@ -1,0 +1,346 @@
+"""One request pipeline for chat completions, legacy completions and responses; three wire formats.
+
+decode body → plan (app.translate) → open a turn on the pool → either collect to one JSON body, or stream SSE
+frames with keepalives. Timeouts, the stream guard, cancellation on disconnect and error mapping live here
+once; a `WireFormat` only says how events look on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Protocol, TypeVar
+
+import msgspec
+from litestar import Request, Response
+from litestar.response import Stream
+
+from app import translate as t
+from app.api.context import ApiContext
+from app.codex.pool import PoolBusy, PoolNotReady
+from app.codex.turn import ReasoningDelta, TextDelta, TurnFailed, TurnFinished, TurnSession
+from app.errors import ApiError, error_response, from_codex, timeout_error
+from app.openai import chat as c
+from app.openai import responses as r
+from app.openai.errors import ErrorDetail
+
+T = TypeVar("T")
+ENCODER = msgspec.json.Encoder()
+SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
+KEEPALIVE = b": keepalive\n\n"
+_PATH = re.compile(r"at `\$(.*)`")
+
+
+# ---- decoding -------------------------------------------------------------------------------------------
+
+
+def decode_body(raw: bytes, typ: type[T]) -> T:
+    """JSON body → struct; malformed JSON and wrong types become 400s naming the parameter."""
+    if not raw.strip():
+        raise ApiError(400, "request body is empty; send a JSON object", code="invalid_json")
+    try:
+        return msgspec.json.decode(raw, type=typ)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = _PATH.search(text)
+        param = match.group(1).lstrip(".") if match else None
+        message = text.split(" - at ")[0] if match else text
+        raise ApiError(
+            400, f"{message}" + (f" at {param}" if param else ""), param=param or None, code="invalid_type"
+        ) from None
+    except msgspec.DecodeError:
+        raise ApiError(400, "Invalid JSON in request body", code="invalid_json") from None
+
+
+def plan_or_error(fn: Any, *args: Any, **kwargs: Any) -> t.TurnPlan:
+    try:
+        return fn(*args, **kwargs)
+    except t.RequestInvalid as exc:
+        raise ApiError(exc.status, exc.message, param=exc.param, code=exc.code) from None
+
+
+# ---- wire formats -----------------------------------------------------------------------------------------
+
+
+def data_frame(obj: Any) -> bytes:
+    return b"data: " + ENCODER.encode(obj) + b"\n\n"
+
+
+class WireFormat(Protocol):
+    def opening(self) -> list[bytes]: ...
+    def text(self, delta: str) -> list[bytes]: ...
+    def reasoning(self, delta: str) -> list[bytes]: ...
+    def closing(self, finished: TurnFinished) -> list[bytes]: ...
+    def failure(self, err: ApiError) -> list[bytes]: ...
+    def body(self, finished: TurnFinished) -> Any: ...
+
+
+class ChatFormat:
+    """Chat completions: role-first chunk, content deltas, one finish chunk, optional usage chunk, [DONE]."""
+
+    def __init__(self, plan: t.TurnPlan) -> None:
+        self.plan = plan
+        self.ids = t.ChatIds(
+            id="chatcmpl-" + secrets.token_hex(12), created=int(time.time()), model=plan.requested_model
+        )
+        self.parts: list[str] = []
+
+    def opening(self) -> list[bytes]:
+        return [data_frame(t.chat_chunk(self.ids, c.Delta(role="assistant", content="")))]
+
+    def text(self, delta: str) -> list[bytes]:
+        self.parts.append(delta)
+        return [data_frame(t.chat_chunk(self.ids, c.Delta(content=delta)))]
+
+    def reasoning(self, delta: str) -> list[bytes]:
+        return [data_frame(t.chat_chunk(self.ids, c.Delta(reasoning_content=delta)))]
+
+    def closing(self, finished: TurnFinished) -> list[bytes]:
+        frames = [data_frame(t.chat_chunk(self.ids, c.Delta(), t.finish_reason(finished)))]
+        if self.plan.include_usage:
+            frames.append(data_frame(t.chat_usage_chunk(self.ids, finished.usage)))
+        return [*frames, b"data: [DONE]\n\n"]
+
+    def failure(self, err: ApiError) -> list[bytes]:
+        return [data_frame(err.envelope()), b"data: [DONE]\n\n"]
+
+    def body(self, finished: TurnFinished) -> Any:
+        return t.chat_completion(self.ids, "".join(self.parts), finished)
+
+
+class CompletionsFormat(ChatFormat):
+    """Legacy text completions: same flow, `text_completion` objects."""
+
+    def __init__(self, plan: t.TurnPlan) -> None:
+        super().__init__(plan)
+        self.ids = t.ChatIds(id="cmpl-" + secrets.token_hex(12), created=self.ids.created, model=plan.requested_model)
+
+    def opening(self) -> list[bytes]:
+        return []
+
+    def text(self, delta: str) -> list[bytes]:
+        self.parts.append(delta)
+        return [data_frame(t.text_chunk(self.ids, delta, None))]
+
+    def reasoning(self, delta: str) -> list[bytes]:
+        return []
+
+    def closing(self, finished: TurnFinished) -> list[bytes]:
+        frames = [data_frame(t.text_chunk(self.ids, "", t.finish_reason(finished)))]
+        if self.plan.include_usage:
+            usage = msgspec.structs.replace(
+                t.text_chunk(self.ids, "", None), choices=[], usage=t.chat_usage(finished.usage)
+            )
+            frames.append(data_frame(usage))
+        return [*frames, b"data: [DONE]\n\n"]
+
+    def body(self, finished: TurnFinished) -> Any:
+        return t.text_completion(self.ids, "".join(self.parts), finished)
+
+
+class ResponsesFormat:
+    """Responses API: typed `event:`/`data:` frames with increasing sequence numbers."""
+
+    def __init__(self, plan: t.TurnPlan) -> None:
+        suffix = secrets.token_hex(12)
+        ids = t.ResponseIds(
+            id="resp_" + suffix, created_at=int(time.time()), message_id="msg_" + suffix, reasoning_id="rs_" + suffix
+        )
+        self.builder = t.ResponseBuilder(ids, plan)
+
+    @staticmethod
+    def _frames(events: list[r.ResponseEvent]) -> list[bytes]:
+        out = []
+        for event in events:
+            payload = ENCODER.encode(event)
+            name = type(event).__struct_config__.tag
+            out.append(b"event: " + str(name).encode() + b"\ndata: " + payload + b"\n\n")
+        return out
+
+    def opening(self) -> list[bytes]:
+        return self._frames(self.builder.opening())
+
+    def text(self, delta: str) -> list[bytes]:
+        return self._frames(self.builder.on_text(delta))
+
+    def reasoning(self, delta: str) -> list[bytes]:
+        return self._frames(self.builder.on_reasoning(delta))
+
+    def closing(self, finished: TurnFinished) -> list[bytes]:
+        return self._frames(self.builder.closing(finished))
+
+    def failure(self, err: ApiError) -> list[bytes]:
+        detail = ErrorDetail(message=err.message, type=err.type, param=err.param, code=err.code)
+        return self._frames(self.builder.failure(detail))
+
+    def body(self, finished: TurnFinished) -> Any:
+        return self.builder.response("completed", finished.usage)
+
+
+# ---- execution ---------------------------------------------------------------------------------------------
+
+
+async def paced(
+    session: TurnSession, *, keepalive: float | None, idle: float, deadline: float
+) -> AsyncIterator[TextDelta | ReasoningDelta | TurnFinished | None]:
+    """The session's events, `None` for each keepalive tick; 504 ApiError on idle or overall timeout.
+
+    The pending `next_event` survives keepalive ticks (no event is ever lost); it is cancelled only on exit.
+    """
+    pending: asyncio.Task[Any] | None = None
+    last = time.monotonic()
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(session.next_event())
+            now = time.monotonic()
+            wake = min(deadline, last + idle, now + keepalive if keepalive else float("inf"))
+            done, _ = await asyncio.wait({pending}, timeout=max(0.0, wake - now))
+            if done:
+                event, pending = pending.result(), None
+                if event is None:
+                    return
+                last = time.monotonic()
+                yield event
+                continue
+            now = time.monotonic()
+            if now >= deadline:
+                raise timeout_error(
+                    "The request took longer than PROXY_TIMEOUT_MS; the turn was stopped.", "request_timeout"
+                )
+            if now >= last + idle:
+                raise timeout_error(
+                    "The model produced no output within the idle timeout; the turn was stopped.", "idle_timeout"
+                )
+            yield None
+    finally:
+        if pending is not None and not pending.done():
+            pending.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pending
+
+
+def _failure(finished: TurnFinished) -> ApiError | None:
+    if finished.status == "completed" and finished.error is None:
+        return None
+    if finished.error is not None:
+        return from_codex(finished.error)
+    return ApiError(502, "The turn was interrupted before it completed.", type="server_error", code="turn_interrupted")
+
+
+async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: WireFormat) -> Response[Any]:
+    s = ctx.settings
+    pool = ctx.backend.pool
+    if pool is None or not ctx.backend.ready:
+        raise ApiError(
+            503,
+            f"No Codex worker is ready: {ctx.backend.not_ready_reason()}",
+            type="server_error",
+            code="worker_not_ready",
+            headers={"Retry-After": "2"},
+        )
+    if plan.stream:
+        ctx.streams.acquire()
+    session = TurnSession(
+        pool,
+        plan.turn,
+        overload_retries=s.worker_overload_retries,
+        usage_grace=s.usage_grace_ms / 1000,
+        in_flight=ctx.backend.in_flight,
+    )
+    try:
+        await session.__aenter__()
+    except BaseException as exc:
+        if plan.stream:
+            ctx.streams.release()
+        raise _mapped(exc) from exc
+    deadline = time.monotonic() + s.request_timeout_ms / 1000
+    if not plan.stream:
+        try:
+            return await _collect(session, fmt, idle=s.idle_timeout_ms / 1000, deadline=deadline)
+        finally:
+            await session.__aexit__(None, None, None)
+    keepalive = (
+        s.sse_keepalive_ms / 1000 if s.sse_keepalive_ms and request.headers.get("x-no-keepalive") != "1" else None
+    )
+    body = _stream(ctx, session, fmt, keepalive=keepalive, idle=s.stream_idle_timeout_ms / 1000, deadline=deadline)
+    return Stream(body, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _mapped(exc: BaseException) -> BaseException:
+    if isinstance(exc, TurnFailed):
+        return from_codex(exc.error)
+    if isinstance(exc, PoolBusy):
+        return ApiError(
+            429,
+            f"All Codex workers are busy: {exc}",
+            type="rate_limit_error",
+            code="worker_busy",
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, PoolNotReady):
+        return ApiError(
+            503,
+            f"No Codex worker is ready: {exc}",
+            type="server_error",
+            code="worker_not_ready",
+            headers={"Retry-After": "2"},
+        )
+    if isinstance(exc, TimeoutError):
+        return timeout_error("The Codex worker did not answer in time.", "worker_request_timeout")
+    return exc
+
+
+async def _collect(session: TurnSession, fmt: WireFormat, *, idle: float, deadline: float) -> Response[Any]:
+    finished: TurnFinished | None = None
+    try:
+        async with contextlib.aclosing(paced(session, keepalive=None, idle=idle, deadline=deadline)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    fmt.text(event.text)
+                elif isinstance(event, ReasoningDelta):
+                    fmt.reasoning(event.text)
+                elif isinstance(event, TurnFinished):
+                    finished = event
+    except TurnFailed as exc:
+        return error_response(from_codex(exc.error))
+    assert finished is not None
+    failure = _failure(finished)
+    if failure is not None:
+        return error_response(failure)
+    return Response(ENCODER.encode(fmt.body(finished)), media_type="application/json", status_code=200)
+
+
+async def _stream(
+    ctx: ApiContext, session: TurnSession, fmt: WireFormat, *, keepalive: float | None, idle: float, deadline: float
+) -> AsyncIterator[bytes]:
+    try:
+        for frame in fmt.opening():
+            yield frame
+        async with contextlib.aclosing(paced(session, keepalive=keepalive, idle=idle, deadline=deadline)) as events:
+            async for event in events:
+                if event is None:
+                    yield KEEPALIVE
+                elif isinstance(event, TextDelta):
+                    for frame in fmt.text(event.text):
+                        yield frame
+                elif isinstance(event, ReasoningDelta):
+                    for frame in fmt.reasoning(event.text):
+                        yield frame
+                elif isinstance(event, TurnFinished):
+                    failure = _failure(event)
+                    for frame in fmt.failure(failure) if failure else fmt.closing(event):
+                        yield frame
+    except ApiError as exc:
+        for frame in fmt.failure(exc):
+            yield frame
+    except TurnFailed as exc:
+        for frame in fmt.failure(from_codex(exc.error)):
+            yield frame
+    finally:
+        await session.__aexit__(None, None, None)
+        ctx.streams.release()

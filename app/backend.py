@@ -1,0 +1,159 @@
+"""Assembles the model backend from Settings: Codex home, offline model or login, the worker pool.
+
+The app's lifespan owns one `ModelBackend`: `start()` never raises for an environment problem (wrong
+CODEX_BIN, unwritable CODEX_HOME…) — the process keeps serving /healthz while /readyz explains the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from pathlib import Path
+
+import msgspec
+
+from app.codex import protocol as p
+from app.codex.launch import Backend, build_argv, build_env, has_login, prepare_codex_home
+from app.codex.pool import PoolConfig, WorkerPool, WorkerStatus
+from app.codex.turn import InFlight
+from app.offline_model import OfflineModel
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class ModelBackend:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.mode = "starting"
+        self.problem: str | None = None
+        self.pool: WorkerPool | None = None
+        self.offline: OfflineModel | None = None
+        self.in_flight = InFlight()
+        self.account_models: list[str] = []
+        self.codex_home = settings.codex_home_path
+        self.workdir: Path | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        try:
+            prepare_codex_home(self.codex_home)
+            self.workdir = s.workdir()
+            self.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not os.access(self.workdir, os.W_OK | os.X_OK):
+                raise PermissionError(f"PROXY_CODEX_WORKDIR {self.workdir} is not writable")
+        except OSError as exc:
+            self.problem = f"{exc} — fix the directory's owner/mode or point the variable elsewhere"
+            logger.error("backend not started: %s", self.problem)
+            self.mode = "misconfigured"
+            return
+        backend = await self._choose_backend()
+        argv = build_argv(s.codex_bin, backend)
+        env = build_env(os.environ, self.codex_home, backend)
+        config = PoolConfig(
+            argv=argv,
+            env=env,
+            cwd=str(self.workdir),
+            count=s.worker_count,
+            max_concurrency=s.worker_max_concurrency,
+            queue_timeout=s.worker_queue_timeout_ms / 1000,
+            startup_timeout=s.worker_startup_timeout_ms / 1000,
+            request_timeout=s.worker_request_timeout_ms / 1000,
+            backoff_initial=s.worker_backoff_initial_ms / 1000,
+            backoff_max=s.worker_backoff_max_ms / 1000,
+            healthy_reset=s.worker_healthy_reset_ms / 1000,
+            crash_loop_failures=s.worker_crash_loop_failures,
+            shutdown_grace=s.worker_shutdown_grace_ms / 1000,
+        )
+        self.pool = WorkerPool(config, preflight=self._preflight)
+        await self.pool.start()
+
+    async def _choose_backend(self) -> Backend:
+        s = self.settings
+        use_offline = s.backend == "offline" or (s.backend == "auto" and not has_login(self.codex_home))
+        if not use_offline:
+            self.mode = "codex"
+            logger.info("model backend: the Codex login in %s", self.codex_home)
+            return Backend(mode="codex")
+        self.mode = "offline"
+        url = s.offline_model_url
+        if url is None:
+            self.offline = OfflineModel()
+            await self.offline.start()
+            url = self.offline.base_url
+        logger.warning(
+            "No Codex login in %s: serving the built-in offline model (replies echo the prompt). "
+            "To use your ChatGPT account run `CODEX_HOME=%s %s login` and restart.",
+            self.codex_home,
+            self.codex_home,
+            s.codex_bin,
+        )
+        return Backend(mode="offline", offline_base_url=url)
+
+    def _preflight(self) -> str | None:
+        """Checked before every spawn so /readyz names the fix instead of a raw errno."""
+        path = Path(self.settings.codex_bin)
+        if not path.exists():
+            return f"CODEX_BIN {path} does not exist: run `make run` (installs the pinned Codex CLI) or set CODEX_BIN"
+        if not os.access(path, os.X_OK):
+            return f"CODEX_BIN {path} is not executable: chmod +x it or set CODEX_BIN"
+        return None
+
+    async def refresh_account_models(self) -> None:
+        """With a real login, add the models the account reports (model/list) to the accepted ids."""
+        if self.mode != "codex" or self.pool is None:
+            return
+        try:
+            async with self.pool.lease() as lease:
+                result = await lease.client.request(
+                    "model/list", p.ModelListParams(), timeout=lease.request_timeout, result_type=p.ModelListResult
+                )
+            self.account_models = [m.id for m in result.data if not m.hidden]
+        except Exception as exc:  # the list is a nicety; never block serving on it
+            logger.info("model/list failed: %s", exc)
+
+    async def stop(self) -> None:
+        if self.pool is not None:
+            await self.pool.stop()
+        if self.offline is not None:
+            with contextlib.suppress(Exception):
+                await self.offline.stop()
+
+    # ---- health ---------------------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.pool is not None and self.pool.ready_count > 0
+
+    def not_ready_reason(self) -> str:
+        if self.problem:
+            return self.problem
+        if self.pool is None:
+            return "backend starting"
+        return self.pool.not_ready_reason()
+
+    def health(self) -> BackendHealth:
+        pool = self.pool
+        return BackendHealth(
+            backend_mode=self.mode,
+            ready=self.ready,
+            reason=None if self.ready else self.not_ready_reason(),
+            codex_home=str(self.codex_home),
+            in_flight_turns=self.in_flight.value,
+            restarts_total=sum(w.restarts for w in pool.workers) if pool else 0,
+            workers=pool.statuses() if pool else [],
+            uptime_s=int(time.time() - pool.started_at) if pool else 0,
+        )
+
+
+class BackendHealth(msgspec.Struct):
+    backend_mode: str
+    ready: bool
+    reason: str | None
+    codex_home: str
+    in_flight_turns: int
+    restarts_total: int
+    workers: list[WorkerStatus]
+    uptime_s: int

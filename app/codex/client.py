@@ -1,0 +1,212 @@
+"""JSON-RPC client over a `ChildTransport`: request ids → futures, notifications routed per thread.
+
+Every server→client request is answered at once (approvals declined, unknown methods -32601), so a turn can
+never hang on a question nobody answers. When the child goes away, every pending request fails and every
+thread subscriber receives `WorkerLost`, so callers learn within one event-loop tick, not after a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from app.codex import protocol as p
+from app.codex.transport import ChildTransport, TransportClosed
+
+logger = logging.getLogger(__name__)
+
+
+class RpcFailure(Exception):
+    """app-server answered a request with a JSON-RPC error."""
+
+    def __init__(self, method: str, code: int, message: str) -> None:
+        super().__init__(f"{method}: {message} ({code})")
+        self.method = method
+        self.code = code
+        self.message = message
+
+
+class WorkerLost(ConnectionError):
+    """The worker process exited, was killed as hung, or its pipe broke."""
+
+
+class RpcTimeout(TimeoutError):
+    """No answer within the deadline: the worker is treated as hung."""
+
+
+class ThreadEnded:
+    """Sentinel put on a thread queue when the worker dies under it."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+ThreadEvent = msgspec.Struct | ThreadEnded
+
+
+class RpcClient:
+    def __init__(self, transport: ChildTransport, *, on_hung: Callable[[str], None] | None = None) -> None:
+        self.transport = transport
+        self.on_hung = on_hung
+        self._ids = itertools.count(1)
+        self._pending: dict[int, tuple[str, asyncio.Future[msgspec.Raw]]] = {}
+        self._threads: dict[str, asyncio.Queue[ThreadEvent]] = {}
+        self._closed_threads: deque[str] = deque(maxlen=256)
+        self._reader: asyncio.Task[None] | None = None
+        self.closed = asyncio.Event()
+        self.close_reason = ""
+        self.server_requests_answered = 0
+
+    @property
+    def name(self) -> str:
+        return self.transport.name
+
+    def start(self) -> None:
+        self._reader = asyncio.create_task(self._read_loop(), name=f"{self.name}-reader")
+
+    async def aclose(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        self._shutdown("client closed")
+
+    # ---- outgoing ------------------------------------------------------------------------------------------
+
+    async def request(self, method: str, params: Any, *, timeout: float, result_type: type[Any] | None = None) -> Any:
+        """Send a request and wait for its result; a timeout marks the worker hung (the pool kills it)."""
+        if self.closed.is_set():
+            raise WorkerLost(self.close_reason)
+        rid = next(self._ids)
+        fut: asyncio.Future[msgspec.Raw] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = (method, fut)
+        try:
+            await self._send(p.OutRequest(id=rid, method=method, params=params))
+            try:
+                raw = await asyncio.wait_for(asyncio.shield(fut), timeout)
+            except TimeoutError:
+                reason = f"no answer to {method} within {timeout:.1f}s"
+                if self.on_hung is not None:
+                    self.on_hung(reason)
+                raise RpcTimeout(reason) from None
+        finally:
+            self._pending.pop(rid, None)
+        if result_type is None:
+            return raw
+        return msgspec.json.decode(raw, type=result_type)
+
+    async def notify(self, method: str, params: Any = msgspec.UNSET) -> None:
+        await self._send(p.OutNotification(method=method, params=params))
+
+    async def _send(self, message: msgspec.Struct) -> None:
+        try:
+            await self.transport.send(p.ENCODER.encode(message))
+        except TransportClosed as exc:
+            raise WorkerLost(str(exc)) from exc
+
+    # ---- per-thread notifications -----------------------------------------------------------------------
+
+    def subscribe(self, thread_id: str) -> asyncio.Queue[ThreadEvent]:
+        """The queue of this thread's notifications (created on demand, so nothing sent early is lost)."""
+        queue = self._threads.get(thread_id)
+        if queue is None:
+            queue = self._threads[thread_id] = asyncio.Queue()
+            if self.closed.is_set():
+                queue.put_nowait(ThreadEnded(self.close_reason))
+        return queue
+
+    def release(self, thread_id: str) -> None:
+        self._threads.pop(thread_id, None)
+        self._closed_threads.append(thread_id)
+
+    @property
+    def open_threads(self) -> int:
+        return len(self._threads)
+
+    # ---- incoming --------------------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        reason = "stdout closed"
+        try:
+            while True:
+                line = await self.transport.read_line()
+                if line is None:
+                    break
+                try:
+                    env = p.ENVELOPE_DECODER.decode(line)
+                except msgspec.DecodeError:
+                    logger.warning("%s: ignored a malformed line (%d bytes)", self.name, len(line))
+                    continue
+                await self._dispatch(env)
+        except asyncio.CancelledError:
+            reason = "client closed"
+            raise
+        except Exception as exc:  # a reader bug must not leave callers waiting forever
+            logger.exception("%s: reader failed", self.name)
+            reason = f"reader failed: {exc!r}"
+        finally:
+            self._shutdown(reason)
+
+    async def _dispatch(self, env: p.Envelope) -> None:
+        if env.method is not None and env.id is not None:
+            await self._answer_server_request(env)
+        elif env.id is not None:
+            entry = self._pending.get(env.id) if isinstance(env.id, int) else None
+            if entry is None:
+                return
+            method, fut = entry
+            if fut.done():
+                return
+            if env.error is not None:
+                fut.set_exception(RpcFailure(method, env.error.code, env.error.message))
+            else:
+                fut.set_result(env.result)
+        elif env.method is not None:
+            self._route_notification(env.method, env.params)
+
+    def _route_notification(self, method: str, raw: msgspec.Raw) -> None:
+        try:
+            params = p.decode_params(method, raw)
+        except msgspec.DecodeError as exc:
+            logger.warning("%s: could not decode %s: %s", self.name, method, exc)
+            return
+        if params is None:
+            return
+        thread_id = getattr(params, "thread_id", "")
+        if not thread_id or thread_id in self._closed_threads:
+            return
+        self.subscribe(thread_id).put_nowait(params)
+
+    async def _answer_server_request(self, env: p.Envelope) -> None:
+        assert env.id is not None and env.method is not None
+        answer = p.SERVER_REQUEST_ANSWERS.get(env.method)
+        if answer is not None:
+            message: msgspec.Struct = p.OutResult(id=env.id, result=answer)
+        else:
+            logger.info("%s: declined unknown server request %s", self.name, env.method)
+            message = p.OutError(
+                id=env.id, error=p.RpcError(code=p.METHOD_NOT_FOUND, message=f"{env.method} is not supported")
+            )
+        self.server_requests_answered += 1
+        with contextlib.suppress(WorkerLost):
+            await self._send(message)
+
+    def _shutdown(self, reason: str) -> None:
+        if self.closed.is_set():
+            return
+        detail = self.transport.describe_exit()
+        self.close_reason = f"{reason}; {detail}"
+        self.closed.set()
+        for method, fut in list(self._pending.values()):
+            if not fut.done():
+                fut.set_exception(WorkerLost(f"{method}: {self.close_reason}"))
+        self._pending.clear()
+        for queue in self._threads.values():
+            queue.put_nowait(ThreadEnded(self.close_reason))

@@ -1,0 +1,103 @@
+"""How a `codex app-server` child is launched: argv, environment, Codex home preparation.
+
+Built-in tools are switched off on the command line as well as in the repo's config template, so a home
+whose config.toml was edited by hand still gives the model only the client's tools (app-server-protocol §12).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+import msgspec
+
+logger = logging.getLogger(__name__)
+
+DISABLED_FEATURES = (
+    "shell_tool",
+    "unified_exec",
+    "goals",
+    "view_image",
+    "image_generation",
+    "sleep_tool",
+    "tool_suggest",
+    "skill_search",
+    "apps",
+    "plugins",
+    "browser_use",
+    "computer_use",
+)
+TEMPLATE_FILES = ("config.toml", "AGENTS.md")
+# Secrets of the proxy itself never reach the children.
+SCRUBBED_ENV = ("PROXY_API_KEY", "PROXY_METRICS_TOKEN", "PROXY_API_KEYS_FILE")
+OFFLINE_PROVIDER = "offline"
+OFFLINE_KEY_ENV = "CODEX_OFFLINE_MODEL_KEY"
+
+
+class Backend(msgspec.Struct, frozen=True):
+    """Which model the children talk to: the operator's login, or the built-in offline model."""
+
+    mode: str  # "codex" | "offline"
+    offline_base_url: str | None = None
+
+
+def has_login(codex_home: Path) -> bool:
+    return (codex_home / "auth.json").is_file()
+
+
+def prepare_codex_home(codex_home: Path) -> None:
+    """Create the home (0700) and install the repo templates when missing; never touch auth.json."""
+    codex_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not os.access(codex_home, os.W_OK | os.X_OK):
+        raise PermissionError(f"CODEX_HOME {codex_home} is not writable by uid {os.getuid()}")
+    template_dir = resources.files("app.codex_home")
+    for name in TEMPLATE_FILES:
+        target = codex_home / name
+        if not target.exists():
+            with resources.as_file(template_dir / name) as src:
+                shutil.copyfile(src, target)
+            target.chmod(0o600)
+
+
+def toml_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def offline_overrides(base_url: str) -> list[str]:
+    """`-c` overrides that make the offline model the provider (retries off so failures surface at once)."""
+    table = (
+        f"{{name={toml_string('offline model')}, base_url={toml_string(base_url)}, "
+        f"wire_api={toml_string('responses')}, env_key={toml_string(OFFLINE_KEY_ENV)}, "
+        "request_max_retries=0, stream_max_retries=0}"
+    )
+    return [
+        "-c",
+        f"model_providers.{OFFLINE_PROVIDER}={table}",
+        "-c",
+        f"model_provider={toml_string(OFFLINE_PROVIDER)}",
+        "-c",
+        f"model={toml_string('offline')}",
+    ]
+
+
+def build_argv(codex_bin: str, backend: Backend) -> list[str]:
+    argv = [codex_bin, "app-server"]
+    for feature in DISABLED_FEATURES:
+        argv += ["--disable", feature]
+    argv += ["-c", 'web_search="disabled"']
+    if backend.mode == "offline" and backend.offline_base_url:
+        argv += offline_overrides(backend.offline_base_url)
+    return argv
+
+
+def build_env(base: Mapping[str, str], codex_home: Path, backend: Backend) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if k not in SCRUBBED_ENV}
+    env["CODEX_HOME"] = str(codex_home)
+    env.setdefault("RUST_LOG", "warn")
+    if backend.mode == "offline":
+        env[OFFLINE_KEY_ENV] = "offline"
+    return env

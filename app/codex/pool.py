@@ -1,0 +1,367 @@
+"""Supervisor of N `codex app-server` workers: spawn, handshake, health, restart with backoff, dispatch.
+
+Each worker has one supervising task that loops spawn → handshake → serve → exit → backoff. A worker is
+ready only after `initialize` was answered and `initialized` sent. Requests lease the least-loaded ready
+worker; a full pool waits up to the queue timeout and then fails with `PoolBusy`. Restarts back off
+exponentially with jitter; the delay resets after a healthy period; too many quick failures in a row mark the
+worker as crash-looping (not ready, with the reason shown on /readyz) while it keeps retrying at the capped
+delay — a budget per time window, never a lifetime cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+
+import msgspec
+
+from app.codex import protocol as p
+from app.codex.client import RpcClient
+from app.codex.transport import ChildTransport
+
+logger = logging.getLogger(__name__)
+
+CLIENT_NAME = "codex_openai_api"
+CLIENT_VERSION = "0.1.0"
+
+
+def backoff_delays(
+    initial: float, maximum: float, factor: float = 2.0, jitter: float = 0.25, rng: Callable[[], float] = random.random
+) -> Iterator[float]:
+    """Pure generator of restart delays: jittered start, times factor, capped. A new generator means a reset."""
+    delay = initial
+    while True:
+        yield min(maximum, delay) * (1 - jitter + 2 * jitter * rng())
+        delay = min(maximum, delay * factor)
+
+
+class PoolBusy(Exception):
+    """Every ready worker is at its concurrency cap and none freed up within the queue timeout."""
+
+
+class PoolNotReady(Exception):
+    """No worker is ready (starting, backing off, crash-looping or misconfigured); the message says why."""
+
+
+class WorkerExit(msgspec.Struct):
+    at: float
+    code: int | None
+    reason: str
+
+
+class WorkerStatus(msgspec.Struct):
+    index: int
+    state: str
+    ready: bool
+    reason: str
+    pid: int | None
+    in_flight: int
+    restarts: int
+    consecutive_failures: int
+    next_restart_delay_ms: int
+    last_ready_at: float | None
+    startup_latency_ms: int | None
+    last_exit: WorkerExit | None
+    stderr_tail: list[str]
+
+
+class Worker:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.state = "starting"
+        self.reason = "worker_starting"
+        self.client: RpcClient | None = None
+        self.transport: ChildTransport | None = None
+        self.in_flight = 0
+        self.restarts = 0
+        self.consecutive_failures = 0
+        self.next_delay = 0.0
+        self.last_ready_at: float | None = None
+        self.startup_latency_ms: int | None = None
+        self.last_exit: WorkerExit | None = None
+        self.hung = asyncio.Event()
+        self.hung_reason = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ready" and self.client is not None and not self.client.closed.is_set()
+
+    def status(self) -> WorkerStatus:
+        return WorkerStatus(
+            index=self.index,
+            state=self.state,
+            ready=self.ready,
+            reason=self.reason,
+            pid=self.transport.pid if self.transport and self.transport.returncode is None else None,
+            in_flight=self.in_flight,
+            restarts=self.restarts,
+            consecutive_failures=self.consecutive_failures,
+            next_restart_delay_ms=int(self.next_delay * 1000),
+            last_ready_at=self.last_ready_at,
+            startup_latency_ms=self.startup_latency_ms,
+            last_exit=self.last_exit,
+            stderr_tail=list(self.transport.stderr_tail)[-5:] if self.transport else [],
+        )
+
+
+class PoolConfig(msgspec.Struct, frozen=True, kw_only=True):
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    count: int = 2
+    max_concurrency: int = 8
+    queue_timeout: float = 2.0
+    startup_timeout: float = 30.0
+    request_timeout: float = 20.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 10.0
+    healthy_reset: float = 30.0
+    crash_loop_failures: int = 5
+    shutdown_grace: float = 3.0
+
+
+class Lease:
+    """One request's hold on a worker; released exactly once."""
+
+    def __init__(self, pool: WorkerPool, worker: Worker, client: RpcClient) -> None:
+        self.pool = pool
+        self.worker = worker
+        self.client = client
+        self._released = False
+
+    @property
+    def request_timeout(self) -> float:
+        return self.pool.config.request_timeout
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self.worker.in_flight -= 1
+            self.pool._wake()
+
+
+class WorkerPool:
+    def __init__(self, config: PoolConfig, *, preflight: Callable[[], str | None] | None = None) -> None:
+        self.config = config
+        self.preflight = preflight
+        self.workers = [Worker(i) for i in range(config.count)]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._changed = asyncio.Condition()
+        self.started_at = time.time()
+
+    # ---- lifecycle -----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for worker in self.workers:
+            self._tasks.append(asyncio.create_task(self._supervise(worker), name=f"codex-worker-{worker.index}"))
+
+    async def stop(self) -> None:
+        """Stop supervising, then stop every child (stdin close → TERM → KILL); leaves no orphans."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def child_pids(self) -> list[int]:
+        return [
+            w.transport.pid for w in self.workers if w.transport and w.transport.returncode is None and w.transport.pid
+        ]
+
+    # ---- supervision ---------------------------------------------------------------------------------------
+
+    async def _supervise(self, worker: Worker) -> None:
+        delays = backoff_delays(self.config.backoff_initial, self.config.backoff_max)
+        while not self._stopping:
+            ready_since: float | None = None
+            try:
+                ready_since = await self._run_once(worker)
+            except asyncio.CancelledError:
+                worker.state, worker.reason = "stopped", "shutdown"
+                await self._teardown(worker)
+                raise
+            if self._stopping:
+                break
+            if ready_since is not None and time.monotonic() - ready_since >= self.config.healthy_reset:
+                worker.consecutive_failures = 0
+                delays = backoff_delays(self.config.backoff_initial, self.config.backoff_max)
+            worker.consecutive_failures += 1
+            worker.restarts += 1
+            worker.next_delay = next(delays)
+            if worker.consecutive_failures >= self.config.crash_loop_failures:
+                worker.state = "crash_loop"
+                worker.reason = (
+                    f"crash loop: {worker.consecutive_failures} failures in a row; last: "
+                    f"{worker.last_exit.reason if worker.last_exit else 'unknown'}"
+                )
+            else:
+                worker.state = "backoff"
+            logger.warning(
+                "codex worker %d down (%s); restart %d in %.2fs",
+                worker.index,
+                worker.last_exit.reason if worker.last_exit else "?",
+                worker.restarts,
+                worker.next_delay,
+            )
+            await self._notify_change()
+            await asyncio.sleep(worker.next_delay)
+            worker.next_delay = 0.0
+
+    async def _run_once(self, worker: Worker) -> float | None:
+        """One life of a worker. Returns when the child is gone; the monotonic time it became ready, if it did."""
+        worker.hung = asyncio.Event()
+        worker.state, worker.reason = "starting", "worker_launching"
+        problem = self.preflight() if self.preflight else None
+        if problem:
+            worker.last_exit = WorkerExit(at=time.time(), code=None, reason=problem)
+            worker.reason = problem
+            return None
+        transport = ChildTransport(
+            self.config.argv, env=self.config.env, cwd=self.config.cwd, name=f"worker-{worker.index}"
+        )
+        worker.transport = transport
+        started = time.monotonic()
+        try:
+            await transport.start()
+        except OSError as exc:
+            reason = (
+                f"cannot start {self.config.argv[0]}: {exc.strerror or exc} (check CODEX_BIN; `make run` installs it)"
+            )
+            logger.error("codex worker %d: %s", worker.index, reason)
+            worker.last_exit = WorkerExit(at=time.time(), code=None, reason=reason)
+            worker.reason = reason
+            return None
+
+        def on_hung(why: str) -> None:
+            worker.hung_reason = why
+            worker.hung.set()
+
+        client = RpcClient(transport, on_hung=on_hung)
+        client.start()
+        worker.client = client
+        ready_since: float | None = None
+        try:
+            worker.reason = "handshake_pending"
+            await self._handshake(client)
+            ready_since = time.monotonic()
+            worker.startup_latency_ms = int((ready_since - started) * 1000)
+            worker.last_ready_at = time.time()
+            worker.state, worker.reason = "ready", "handshake_complete"
+            logger.info("codex worker %d ready (pid %s, %d ms)", worker.index, transport.pid, worker.startup_latency_ms)
+            await self._notify_change()
+            closed = asyncio.create_task(client.closed.wait())
+            hung = asyncio.create_task(worker.hung.wait())
+            try:
+                await asyncio.wait({closed, hung}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closed.cancel()
+                hung.cancel()
+            if worker.hung.is_set():
+                logger.error("codex worker %d hung (%s): killing it", worker.index, worker.hung_reason)
+                transport.kill()
+        except Exception as exc:
+            logger.error("codex worker %d handshake failed: %s", worker.index, exc)
+            worker.reason = f"handshake_failed: {exc}"
+        finally:
+            worker.state = "restarting" if not self._stopping else "stopped"
+            await self._teardown(worker)
+        reason = worker.hung_reason if worker.hung.is_set() else (client.close_reason or transport.describe_exit())
+        worker.last_exit = WorkerExit(at=time.time(), code=transport.returncode, reason=reason)
+        if not self._stopping:
+            worker.reason = "worker_exit"
+        return ready_since
+
+    async def _handshake(self, client: RpcClient) -> None:
+        params = p.InitializeParams(
+            client_info=p.ClientInfo(name=CLIENT_NAME, version=CLIENT_VERSION, title="Codex OpenAI-compatible API"),
+            capabilities=p.InitializeCapabilities(
+                experimental_api=True, opt_out_notification_methods=list(p.NOISY_NOTIFICATIONS)
+            ),
+        )
+        await client.request("initialize", params, timeout=self.config.startup_timeout)
+        await client.notify("initialized")
+
+    async def _teardown(self, worker: Worker) -> None:
+        client, transport = worker.client, worker.transport
+        worker.client = None
+        with contextlib.suppress(Exception):
+            if transport is not None:
+                await asyncio.shield(transport.stop(self.config.shutdown_grace))
+        with contextlib.suppress(Exception):
+            if client is not None:
+                await client.aclose()
+
+    # ---- dispatch ------------------------------------------------------------------------------------------
+
+    @property
+    def ready_count(self) -> int:
+        return sum(1 for w in self.workers if w.ready)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(w.in_flight for w in self.workers)
+
+    def not_ready_reason(self) -> str:
+        reasons = sorted({w.reason for w in self.workers})
+        return "; ".join(reasons) or "no workers configured"
+
+    def _pick(self, exclude: Sequence[Worker]) -> Worker | None:
+        candidates = [
+            w for w in self.workers if w.ready and w not in exclude and w.in_flight < self.config.max_concurrency
+        ]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda w: (w.in_flight, w.index))
+
+    async def acquire(self, exclude: Sequence[Worker] = ()) -> Lease:
+        """Lease the least-loaded ready worker, waiting up to the queue timeout when all are full."""
+        deadline = time.monotonic() + self.config.queue_timeout
+        async with self._changed:
+            while True:
+                worker = self._pick(exclude)
+                if worker is not None and worker.client is not None:
+                    worker.in_flight += 1
+                    return Lease(self, worker, worker.client)
+                if not any(w.ready for w in self.workers if w not in exclude):
+                    raise PoolNotReady(self.not_ready_reason())
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise PoolBusy(f"all {self.ready_count} ready workers are at {self.config.max_concurrency} turns")
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+
+    @contextlib.asynccontextmanager
+    async def lease(self, exclude: Sequence[Worker] = ()) -> AsyncIterator[Lease]:
+        held = await self.acquire(exclude)
+        try:
+            yield held
+        finally:
+            held.release()
+
+    def _wake(self) -> None:
+        asyncio.get_running_loop().create_task(self._notify_change())
+
+    async def _notify_change(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while self.ready_count == 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+        return True
+
+    def statuses(self) -> list[WorkerStatus]:
+        return [w.status() for w in self.workers]

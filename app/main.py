@@ -1,0 +1,55 @@
+"""The app factory: `create_app(settings)` assembles routes, middleware, error handlers and the lifespan.
+
+Granian imports `app.main:create_app` with `--factory`; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.middleware import DefineMiddleware
+
+from app.api import health, openai_routes
+from app.api.context import ApiContext
+from app.api.edge import EdgeMiddleware
+from app.errors import EXCEPTION_HANDLERS
+from app.logs import configure_logging
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    configure_logging(settings)
+    ctx = ApiContext(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await ctx.backend.start()
+        try:
+            yield
+        finally:
+            await ctx.backend.stop()
+
+    routes = [*health.ROUTES, *openai_routes.ROUTES]
+    if settings.enable_responses:
+        routes += openai_routes.RESPONSES_ROUTES
+    app = Litestar(
+        route_handlers=routes,
+        lifespan=[lifespan],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[
+            DefineMiddleware(
+                EdgeMiddleware, cors_enabled=settings.enable_cors, allowed_origins=settings.cors_allowed_origins
+            )
+        ],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=None,
+        debug=False,
+    )
+    app.state.api = ctx
+    return app
