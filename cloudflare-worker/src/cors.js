@@ -139,6 +139,9 @@ export function applyCorsHeaders(headers, origin, allowed) {
 	}
 	headers.set("Access-Control-Allow-Origin", origin.trim());
 	headers.set("Access-Control-Allow-Credentials", "true");
-	headers.set("Access-Control-Expose-Headers", appendList(headers.get("Access-Control-Expose-Headers"), EXPOSE_HEADERS));
+	headers.set(
+		"Access-Control-Expose-Headers",
+		appendList(headers.get("Access-Control-Expose-Headers"), EXPOSE_HEADERS),
+	);
 	return headers;
 }

@@ -27,7 +27,9 @@ export function parseJsonc(text) {
 		}
 		return null;
 	});
-	const withoutTrailingCommas = scan(withoutComments, (c, rest) => (c === "," && /^,\s*[}\]]/.test(rest) ? { skip: 1 } : null));
+	const withoutTrailingCommas = scan(withoutComments, (c, rest) =>
+		c === "," && /^,\s*[}\]]/.test(rest) ? { skip: 1 } : null,
+	);
 	return JSON.parse(withoutTrailingCommas);
 }
 

@@ -79,7 +79,7 @@ describe("wrangler.jsonc", () => {
 
 describe("toolchain pins", () => {
 	test("devDependencies are exact versions: the last miniflare/wrangler that run on Node 20", () => {
-		assert.deepEqual(pkg.devDependencies, { miniflare: "4.20260426.0", wrangler: "4.86.0" });
+		assert.deepEqual(pkg.devDependencies, { miniflare: "4.20260426.0", prettier: "3.10.1", wrangler: "4.86.0" });
 		assert.match(pkg.engines.node, /^\^20\./);
 	});
 
@@ -88,6 +88,17 @@ describe("toolchain pins", () => {
 			assert.equal(lock.packages[`node_modules/${name}`].version, version, name);
 		}
 		assert.equal(lock.packages["node_modules/wrangler"].dependencies.miniflare, pkg.devDependencies.miniflare);
+	});
+});
+
+describe("formatting", () => {
+	// style.md rule 45: JS via prettier with tabs (.prettierrc.json); `npm run format` fixes.
+	test("prettier --check passes", () => {
+		const run = spawnSync(join(WORKER_DIR, "node_modules/.bin/prettier"), ["--check", "."], {
+			cwd: WORKER_DIR,
+			encoding: "utf8",
+		});
+		assert.equal(run.status, 0, run.stdout + run.stderr);
 	});
 });
 
@@ -100,7 +111,8 @@ describe("parseJsonc", () => {
 
 describe("pin-ports.cjs", () => {
 	const PRELOAD = new URL("./pin-ports.cjs", import.meta.url).pathname;
-	const listenZero = "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})";
+	const listenZero =
+		"const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})";
 
 	test("with PIN_PORT_BASE, listen(0) gets that port", async () => {
 		const base = await freePort();

@@ -1,5 +1,7 @@
 // Long-running Miniflare (real workerd) serving the Worker for non-JS harnesses (the Python tests).
-// Prints `READY <url>` on stdout once requests are accepted; SIGTERM/SIGINT dispose and exit 0.
+// Prints `READY <url>` on stdout once requests are accepted. On SIGTERM/SIGINT Miniflare's own exit
+// hook kills workerd synchronously and exits 128+signal (143/130) within ~20 ms; a handler of ours
+// could not run first, so there is none (tests/worker checks that no node/workerd survives).
 //
 // Env: MF_PORT (listen port, default: any), ORIGIN_URL (required), ALLOWED_ORIGINS (default: the
 // value in wrangler.jsonc), PIN_PORT_BASE with `--require ./test/pin-ports.cjs` to pin Miniflare's
@@ -29,15 +31,5 @@ const mf = new Miniflare({
 		ORIGIN_URL: process.env.ORIGIN_URL,
 	},
 });
-
-let stopping = false;
-const stop = async () => {
-	if (stopping) return;
-	stopping = true;
-	await mf.dispose();
-	process.exit(0);
-};
-process.on("SIGTERM", stop);
-process.on("SIGINT", stop);
 
 console.log(`READY ${await mf.ready}`);

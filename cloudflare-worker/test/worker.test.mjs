@@ -228,32 +228,36 @@ describe("other methods are proxied to the origin", () => {
 	});
 
 	// A buffering Worker deadlocks the lockstep origin; the timeout turns that into a failure.
-	test("SSE streams through unbuffered: each event arrives before the origin writes the next", { timeout: 15_000 }, async () => {
-		resetSse();
-		const res = await mf.dispatchFetch("https://api.example.test/v1/sse", {
-			method: "POST",
-			headers: { Origin: ALLOWED, Accept: "text/event-stream" },
-		});
-		assert.equal(res.status, 200);
-		assert.match(res.headers.get("content-type"), /^text\/event-stream/);
-		assert.equal(res.headers.get("access-control-allow-origin"), ALLOWED);
+	test(
+		"SSE streams through unbuffered: each event arrives before the origin writes the next",
+		{ timeout: 15_000 },
+		async () => {
+			resetSse();
+			const res = await mf.dispatchFetch("https://api.example.test/v1/sse", {
+				method: "POST",
+				headers: { Origin: ALLOWED, Accept: "text/event-stream" },
+			});
+			assert.equal(res.status, 200);
+			assert.match(res.headers.get("content-type"), /^text\/event-stream/);
+			assert.equal(res.headers.get("access-control-allow-origin"), ALLOWED);
 
-		const decoder = new TextDecoder();
-		let text = "";
-		const arrivals = [];
-		for await (const chunk of res.body) {
-			text += decoder.decode(chunk, { stream: true });
-			// Release the origin for the next event only once this one is here.
-			const count = text.split("\n\n").length - 1;
-			while (arrivals.length < Math.min(count, SSE_EVENTS)) {
-				arrivals.push(performance.now());
-				received[arrivals.length - 1].resolve();
+			const decoder = new TextDecoder();
+			let text = "";
+			const arrivals = [];
+			for await (const chunk of res.body) {
+				text += decoder.decode(chunk, { stream: true });
+				// Release the origin for the next event only once this one is here.
+				const count = text.split("\n\n").length - 1;
+				while (arrivals.length < Math.min(count, SSE_EVENTS)) {
+					arrivals.push(performance.now());
+					received[arrivals.length - 1].resolve();
+				}
 			}
-		}
-		const events = text.split("\n\n").filter(Boolean);
-		assert.deepEqual(events, [...Array.from({ length: SSE_EVENTS }, (_, n) => `data: {"n":${n}}`), "data: [DONE]"]);
-		assert.equal(arrivals.length, SSE_EVENTS);
-	});
+			const events = text.split("\n\n").filter(Boolean);
+			assert.deepEqual(events, [...Array.from({ length: SSE_EVENTS }, (_, n) => `data: {"n":${n}}`), "data: [DONE]"]);
+			assert.equal(arrivals.length, SSE_EVENTS);
+		},
+	);
 });
 
 describe("logging", () => {
