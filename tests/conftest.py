@@ -40,3 +40,34 @@ def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float 
                 return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f": {last_exc!r}" if last_exc else ""))
+
+
+# ---- API fixtures: one offline model and one real app for the whole run ----------------------------------
+
+
+@pytest.fixture(scope="session")
+def offline_model():
+    """The offline model in a background thread; tests `script()` replies and read `requests`."""
+    from tests.api_harness import ThreadedOfflineModel
+
+    model = ThreadedOfflineModel().start()
+    try:
+        yield model
+    finally:
+        model.stop()
+
+
+@pytest.fixture(scope="session")
+def api(offline_model, tmp_path_factory):
+    """`python -m app` (real Granian, real codex app-server, 1 worker) backed by `offline_model`.
+
+    Keepalives every 300 ms so keepalive tests don't wait 15 s. Tests that need other settings start their
+    own `ApiServer`.
+    """
+    from tests.api_harness import ApiServer, offline_env
+
+    server = ApiServer(tmp_path_factory.mktemp("api"), offline_env(offline_model, PROXY_SSE_KEEPALIVE_MS="300")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
