@@ -35,7 +35,7 @@ def cors_headers(
     headers: list[tuple[bytes, bytes]] = []
     if "*" in allowed:
         headers.append((b"access-control-allow-origin", b"*"))
-    elif origin in allowed or _localhost_any_port(origin, allowed):
+    elif origin in allowed:
         headers += [
             (b"access-control-allow-origin", origin.encode("latin-1")),
             (b"access-control-allow-credentials", b"true"),
@@ -52,12 +52,6 @@ def cors_headers(
             (b"access-control-max-age", b"600"),
         ]
     return headers
-
-
-def _localhost_any_port(origin: str, allowed: Sequence[str]) -> bool:
-    """`http://localhost` in the allowlist also admits `http://localhost:<port>` (dev servers, Obsidian)."""
-    base, sep, port = origin.rpartition(":")
-    return bool(sep) and port.isdigit() and base in allowed and base.endswith("//localhost")
 
 
 class EdgeMiddleware:

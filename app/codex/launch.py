@@ -88,7 +88,8 @@ def build_argv(codex_bin: str, backend: Backend) -> list[str]:
     argv = [codex_bin, "app-server"]
     for feature in DISABLED_FEATURES:
         argv += ["--disable", feature]
-    argv += ["-c", 'web_search="disabled"']
+    # `--disable multi_agent` is deprecated (logged as an ERROR); `agents.enabled=false` removes the subagent tools.
+    argv += ["-c", 'web_search="disabled"', "-c", "agents.enabled=false"]
     if backend.mode == "offline" and backend.offline_base_url:
         argv += offline_overrides(backend.offline_base_url)
     return argv

@@ -352,10 +352,11 @@ class WorkerPool:
         async with self._changed:
             self._changed.notify_all()
 
-    async def wait_ready(self, timeout: float) -> bool:
+    async def wait_ready(self, timeout: float, count: int = 1) -> bool:
+        """Wait until at least `count` workers are ready; False on timeout."""
         deadline = time.monotonic() + timeout
         async with self._changed:
-            while self.ready_count == 0:
+            while self.ready_count < count:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False

@@ -1,0 +1,113 @@
+"""The worker pool against the real pinned `codex app-server` and the offline model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from app.codex.launch import Backend, build_argv, build_env, prepare_codex_home
+from app.codex.pool import PoolConfig, WorkerPool
+from app.codex.turn import HistoryMessage, InFlight, TextDelta, TurnFinished, TurnRequest, TurnSession
+from app.offline_model import OfflineModel, Text, Usage
+from app.settings import default_codex_bin
+from tests.api_harness import pid_alive
+
+pytestmark = pytest.mark.codex
+
+
+def pool_config(home: Path, work: Path, base_url: str, count: int = 1, **overrides: object) -> PoolConfig:
+    prepare_codex_home(home)
+    work.mkdir(exist_ok=True)
+    backend = Backend(mode="offline", offline_base_url=base_url)
+    fields = {
+        "argv": build_argv(default_codex_bin(), backend),
+        "env": build_env(os.environ, home, backend),
+        "cwd": str(work),
+        "count": count,
+        **overrides,
+    }
+    return PoolConfig(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def model() -> AsyncIterator[OfflineModel]:
+    async with OfflineModel() as m:
+        yield m
+
+
+@pytest.fixture
+async def pool(model: OfflineModel, tmp_path: Path) -> AsyncIterator[WorkerPool]:
+    p = WorkerPool(pool_config(tmp_path / "home", tmp_path / "work", model.base_url, count=2))
+    await p.start()
+    try:
+        assert await p.wait_ready(30, count=2), p.not_ready_reason()
+        yield p
+    finally:
+        await p.stop()
+
+
+async def run(pool: WorkerPool, req: TurnRequest) -> tuple[str, TurnFinished]:
+    text = []
+    async with TurnSession(pool, req, overload_retries=2, usage_grace=0.25, in_flight=InFlight()) as turn:
+        while (event := await turn.next_event()) is not None:
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, TurnFinished):
+                finished = event
+    return "".join(text), finished
+
+
+async def test_a_turn_returns_the_offline_models_text_and_usage(pool, model):
+    model.script(Text("Hello from offline", usage=Usage(input_tokens=42, output_tokens=3, cached_tokens=7)))
+    text, finished = await run(pool, TurnRequest(input_text="say hello"))
+    assert text == "Hello from offline"
+    assert finished.status == "completed"
+    assert finished.usage is not None
+    assert (finished.usage.input_tokens, finished.usage.output_tokens, finished.usage.cached_input_tokens) == (42, 3, 7)
+    assert model.requests[-1].last_user_text == "say hello"
+
+
+async def test_history_reaches_the_model_as_separate_messages(pool, model):
+    req = TurnRequest(
+        input_text="third", history=(HistoryMessage("user", "first"), HistoryMessage("assistant", "second"))
+    )
+    text, _ = await run(pool, req)
+    assert text == "echo: third"
+    roles_texts = [(item.role, item.text) for item in model.requests[-1].input if item.role in ("user", "assistant")]
+    assert roles_texts[-3:] == [("user", "first"), ("assistant", "second"), ("user", "third")]
+
+
+async def test_the_model_sees_no_builtin_tools_but_request_user_input(pool, model):
+    await run(pool, TurnRequest(input_text="tools?"))
+    assert set(model.requests[-1].tools) <= {"request_user_input"}
+
+
+async def test_threads_are_unsubscribed_after_use(pool):
+    for i in range(5):
+        await run(pool, TurnRequest(input_text=f"turn {i}"))
+    assert [w.client.open_threads for w in pool.workers if w.client] == [0, 0]
+    assert pool.in_flight == 0
+
+
+async def test_requests_go_to_the_least_loaded_worker(pool):
+    first = await pool.acquire()
+    second = await pool.acquire()
+    try:
+        assert first.worker is not second.worker
+    finally:
+        first.release()
+        second.release()
+
+
+async def test_shutdown_leaves_no_child_processes(model, tmp_path):
+    p = WorkerPool(pool_config(tmp_path / "home", tmp_path / "work", model.base_url, count=2))
+    await p.start()
+    assert await p.wait_ready(30, count=2)
+    pids = p.child_pids()
+    assert len(pids) == 2
+    assert all(pid_alive(pid) for pid in pids)
+    await p.stop()
+    assert [pid for pid in pids if pid_alive(pid)] == []
