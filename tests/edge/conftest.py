@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import sys
 from collections.abc import Iterator
@@ -92,8 +93,26 @@ def authd(edge_dir: Path, keys: Keys) -> Iterator[Authd]:
     server.proc.stop()
 
 
+@dataclass
+class App:
+    url: str
+    proc: Proc
+
+    def hits(self, method: str, path: str) -> int:
+        """Requests the app answered, from its access log (`app.access ... METHOD PATH STATUS ...`)."""
+        pattern = re.compile(rf"app\.access\b.* {re.escape(method)} {re.escape(path)} \d{{3}} ")
+        return sum(1 for line in self.proc.log().splitlines() if pattern.search(line))
+
+    def settled_hits(self, method: str, path: str) -> int:
+        """hits() once everything sent before this call is logged: a marker request's line is awaited
+        first (one worker logs in order), so a request that did reach the app cannot be missed."""
+        request_id = httpx.get(f"{self.url}/livez", timeout=5).headers["x-request-id"]
+        wait_for(lambda: f"id={request_id}" in self.proc.log(), what="the app's marker access line")
+        return self.hits(method, path)
+
+
 @pytest.fixture(scope="session")
-def app_url(edge_dir: Path, keys: Keys) -> Iterator[str]:
+def app(edge_dir: Path, keys: Keys) -> Iterator[App]:
     """The real app (`python -m app`) on a free loopback port, offline model, one codex worker."""
     if not (REPO / "app" / "__main__.py").exists():
         pytest.fail("app/__main__.py is missing: the edge tests need the real app (`python -m app`)")
@@ -119,7 +138,7 @@ def app_url(edge_dir: Path, keys: Keys) -> Iterator[str]:
 
     try:
         wait_for(ready, timeout=45, interval=0.1, what="the app's /readyz")
-        yield url
+        yield App(url, proc)
     finally:
         proc.stop(timeout=15)
 
@@ -131,10 +150,10 @@ def recorder() -> Iterator[RecordingUpstream]:
 
 
 @pytest.fixture(scope="session")
-def edge(edge_dir: Path, cert: tuple[Path, Path], authd: Authd, app_url: str) -> Iterator[Traefik]:
+def edge(edge_dir: Path, cert: tuple[Path, Path], authd: Authd, app: App) -> Iterator[Traefik]:
     """Traefik (repo dynamic files, prod env names) → authd + the real app. Generous limits: other
     tests must never hit 429 here."""
-    env = edge_env(app_url, authd.url, *cert, RATE_LIMIT_AVERAGE="10000", RATE_LIMIT_BURST="10000")
+    env = edge_env(app.url, authd.url, *cert, RATE_LIMIT_AVERAGE="10000", RATE_LIMIT_BURST="10000")
     traefik = start_traefik(edge_dir / "traefik-app", env, cert[0])
     yield traefik
     traefik.proc.stop()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -101,6 +103,14 @@ class Authd:
     def verify_hits(self) -> int:
         """/verify requests authd answered so far (Granian's access log: method, path, status; never headers)."""
         return sum(1 for line in self.proc.log().splitlines() if "/verify HTTP/" in line)
+
+    def settled_verify_hits(self) -> int:
+        """verify_hits() after a marker request's log line appeared (one worker logs in order), so a
+        /verify that authd did answer before this call is always counted."""
+        marker = f"/marker-{secrets.token_hex(8)}"  # a 404 that shows up in the access log
+        assert httpx.get(f"{self.url}{marker}", timeout=5).status_code == 404
+        wait_for(lambda: marker in self.proc.log(), what="authd's marker access line")
+        return self.verify_hits()
 
 
 def start_authd(log_dir: Path, env: Mapping[str, str], name: str = "authd") -> Authd:
@@ -245,6 +255,25 @@ class Traefik:
     @property
     def ext(self) -> dict[str, str]:
         return {"sni_hostname": API_HOST}
+
+    def raw(self, request: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Send hand-written request bytes over TLS (for header forms httpx refuses to produce)."""
+        ctx = ssl.create_default_context(cafile=str(self.cert))
+        with (
+            socket.create_connection(("127.0.0.1", self.tls_port), timeout=10) as sock,
+            ctx.wrap_socket(sock, server_hostname=API_HOST) as tls,
+        ):
+            tls.sendall(request)
+            data = b""
+            while chunk := tls.recv(65536):
+                data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return int(status_line.split()[1]), headers, body
 
     def api(self, path: str) -> object:
         r = httpx.get(f"http://127.0.0.1:{self.admin_port}/api{path}", timeout=5)
