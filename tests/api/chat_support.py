@@ -1,0 +1,89 @@
+"""Helpers shared by the chat API tests: request bodies, raw SSE parsing, script hygiene.
+
+The session-wide offline model is shared by every API test, so a test that scripts replies must leave the
+script queue empty; `leftover_script` checks (and clears) it so one failing test cannot poison the next.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from tests.api_harness import ApiServer, ThreadedOfflineModel
+from tests.conftest import wait_for
+
+MODEL = "codev-5"
+CHAT = "/v1/chat/completions"
+
+
+def chat_body(text: str = "hello", **extra: Any) -> dict[str, Any]:
+    return {"model": MODEL, "messages": [{"role": "user", "content": text}], **extra}
+
+
+@dataclass
+class SseStream:
+    """A raw SSE body split into frames: `events` are decoded `data:` payloads, `comments` the `:` lines."""
+
+    raw: bytes
+    frames: list[bytes] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.frames = [f for f in self.raw.split(b"\n\n") if f]
+
+    @property
+    def data(self) -> list[str]:
+        return [f[len(b"data: ") :].decode() for f in self.frames if f.startswith(b"data: ")]
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(d) for d in self.data if d != "[DONE]"]
+
+    @property
+    def comments(self) -> list[bytes]:
+        return [f for f in self.frames if f.startswith(b":")]
+
+    @property
+    def text(self) -> str:
+        return "".join(e["choices"][0]["delta"].get("content", "") for e in self.events if e.get("choices"))
+
+
+def leftover_script(model: ThreadedOfflineModel) -> int:
+    """How many scripted replies were never consumed; clears them so later tests get a clean queue."""
+
+    def take() -> int:
+        n = len(model.model._script)
+        model.model._script.clear()
+        return n
+
+    return model.call(take)
+
+
+def scripted(offline_model: ThreadedOfflineModel) -> Iterator[ThreadedOfflineModel]:
+    """Body of a per-test fixture: the offline model, checking afterwards that the test consumed its script.
+
+    Each test module wraps it (`yield from scripted(offline_model)`) rather than importing a fixture object.
+    """
+    leftover_script(offline_model)
+    yield offline_model
+    assert leftover_script(offline_model) == 0, "a scripted reply was never requested by codex"
+
+
+def wait_idle(server: ApiServer, model: ThreadedOfflineModel | None = None, timeout: float = 10.0) -> None:
+    """Until the app reports no in-flight turn (and the offline model no open response)."""
+    wait_for(lambda: server.health()["backend"]["in_flight_turns"] == 0, timeout=timeout, what="in_flight_turns == 0")
+    if model is not None:
+        wait_for(lambda: model.in_flight == 0, timeout=timeout, what="offline model in_flight == 0")
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    """The OpenAI error envelope's inner object; asserts the envelope shape and JSON content type."""
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert {"message", "type", "param", "code"} <= set(body["error"]), body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body["error"]
