@@ -257,10 +257,17 @@ def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_clie
     for name in ("background", "conversation", "prompt"):
         if getattr(req, name):
             raise RequestInvalid(f"{name} is not supported by this server", name)
-    if req.tools:
-        raise RequestInvalid("tools (client tools) are not supported by this server yet", "tools")
+    # Tool *declarations* are accepted and never executed: the model answers in text and the response echoes
+    # `tools: []`, `tool_choice: "none"`. Refusing them would lock out Codex CLI, which always declares its own
+    # built-in tools; anything that demands a tool call is refused instead (docs/responses.md, "Tools").
+    for i, tool in enumerate(req.tools or ()):
+        if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
+            raise RequestInvalid("each tool must be an object with a string `type`", f"tools[{i}]")
     if req.tool_choice not in (None, "none", "auto"):
-        raise RequestInvalid("tool_choice is not supported by this server yet", "tool_choice")
+        raise RequestInvalid(
+            "tool_choice other than 'auto' or 'none' is not supported: this server does not execute client tools yet",
+            "tool_choice",
+        )
     if req.text is not None and req.text.format is not None and req.text.format.type != "text":
         raise RequestInvalid(f"text.format {req.text.format.type!r} is not supported yet; only 'text'", "text.format")
     resolved = resolve_model(model, resolver)
@@ -275,6 +282,8 @@ def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_clie
         transcript.append(HistoryMessage("user", req.input))
     else:
         for i, item in enumerate(req.input):
+            if item.type == "reasoning":
+                continue  # the model's own earlier reasoning, echoed back by stateless clients (Codex CLI)
             if item.type != "message":
                 raise RequestInvalid(f"unsupported input item type {item.type!r}", f"input[{i}].type")
             if item.role not in RESPONSE_ROLES:

@@ -1,0 +1,93 @@
+"""Issue 5 acceptance: the pinned Codex CLI as a *client* of the proxy's `/v1/responses`.
+
+client `codex exec` → proxy (real app) → `codex app-server` → offline model. Codex is a demanding Responses client:
+it declares its own built-in tools (function, namespace and web_search), `tool_choice:"auto"`,
+`parallel_tool_calls`, `reasoning`, `include`, `store:false`, `prompt_cache_key`, `client_metadata`, and sends
+`developer` messages with `input_text` parts plus an environment-context user message. The proxy accepts tool
+*declarations* and never executes them (docs/responses.md, "Tools"), so codex gets a plain text answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from app.settings import default_codex_bin
+from tests.api.responses_support import MODEL, drain_script
+
+pytestmark = [pytest.mark.codex, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def _script_consumed(offline_model):
+    """Every scripted reply must be used by its own test (the offline model is shared by the whole run)."""
+    drain_script(offline_model)
+    yield
+    assert drain_script(offline_model) == 0, "scripted replies left unconsumed"
+
+
+KEY_ENV = "CODEX_PROXY_TEST_KEY"
+
+
+def client_home(tmp_path: Path, base_url: str) -> Path:
+    """A throwaway CODEX_HOME whose only provider is the proxy under test."""
+    home = tmp_path / "client-codex-home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        f'model = "{MODEL}"\n'
+        'model_provider = "proxy"\n'
+        'approval_policy = "never"\n'
+        'sandbox_mode = "read-only"\n'
+        "project_doc_max_bytes = 0\n"
+        "\n"
+        "[model_providers.proxy]\n"
+        'name = "codex-openai-api under test"\n'
+        f'base_url = "{base_url}/v1"\n'
+        'wire_api = "responses"\n'
+        f'env_key = "{KEY_ENV}"\n'
+        "request_max_retries = 0\n"
+        "stream_max_retries = 0\n"
+    )
+    return home
+
+
+def run_codex_exec(api, tmp_path: Path, prompt: str) -> subprocess.CompletedProcess[str]:
+    home = client_home(tmp_path, api.base_url)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {
+        **os.environ,
+        "CODEX_HOME": str(home),
+        KEY_ENV: api.headers()["Authorization"].removeprefix("Bearer "),
+    }
+    return subprocess.run(
+        [default_codex_bin(), "exec", "--skip-git-repo-check", "--json", prompt],
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+
+def test_codex_exec_through_the_proxy_prints_the_offline_models_answer(api, offline_model, tmp_path):
+    before = len(offline_model.requests)
+    proc = run_codex_exec(api, tmp_path, "hello from codex as a client")
+    assert proc.returncode == 0, proc.stderr[-3000:] + api.log()
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    messages = [
+        e["item"]["text"]
+        for e in events
+        if e.get("type") == "item.completed" and e["item"].get("type") == "agent_message"
+    ]
+    assert messages == ["echo: hello from codex as a client"], proc.stdout
+    assert any(e.get("type") == "turn.completed" for e in events), proc.stdout
+    # Exactly one model call behind the proxy: the declared client tools were not executed or forwarded.
+    behind = offline_model.requests[before:]
+    assert len(behind) == 1
+    assert not any(name in behind[0].tools for name in ("exec_command", "write_stdin", "update_goal"))
