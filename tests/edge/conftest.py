@@ -107,7 +107,7 @@ class App:
         """hits() once everything sent before this call is logged: a marker request's line is awaited
         first (one worker logs in order), so a request that did reach the app cannot be missed."""
         request_id = httpx.get(f"{self.url}/livez", timeout=5).headers["x-request-id"]
-        wait_for(lambda: f"id={request_id}" in self.proc.log(), what="the app's marker access line")
+        wait_for(lambda: f"id={request_id}" in self.proc.log(), what="the app's marker access line", interval=0.01)
         return self.hits(method, path)
 
 

@@ -109,7 +109,7 @@ class Authd:
         /verify that authd did answer before this call is always counted."""
         marker = f"/marker-{secrets.token_hex(8)}"  # a 404 that shows up in the access log
         assert httpx.get(f"{self.url}{marker}", timeout=5).status_code == 404
-        wait_for(lambda: marker in self.proc.log(), what="authd's marker access line")
+        wait_for(lambda: marker in self.proc.log(), what="authd's marker access line", interval=0.01)
         return self.verify_hits()
 
 
