@@ -1,0 +1,107 @@
+"""Rate limits at Traefik: a burst past the limit gets 429; with Redis, two Traefiks share one budget.
+
+Each test starts its own Traefik(s) so their buckets never throttle the other edge tests. All loopback
+clients share one bucket (same source address), which is what these tests rely on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import free_port, wait_for
+from tests.edge.conftest import App
+from tests.edge.harness import Authd, Proc, Traefik, edge_env, start_traefik
+
+pytestmark = pytest.mark.edge
+
+
+@pytest.fixture
+def redis_endpoint(tmp_path: Path) -> Iterator[str]:
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.fail("redis-server missing: apt-get install redis-server (listed in apt-packages.txt)")
+    port = free_port()
+    proc = Proc(
+        "redis",
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        {},
+        tmp_path,
+    )
+    try:
+
+        def pong() -> bool:
+            proc.assert_alive()
+            with redis.Redis(port=port, socket_timeout=1) as client:
+                return bool(client.ping())
+
+        wait_for(pong, what="redis-server")
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.stop()
+
+
+def _get(traefik: Traefik, client: httpx.Client) -> httpx.Response:
+    return client.get("/v1/models", headers={"origin": "app://obsidian.md"}, extensions=traefik.ext)
+
+
+def test_burst_past_the_limit_gets_429(tmp_path: Path, cert: tuple[Path, Path], authd: Authd, app: App) -> None:
+    env = edge_env(app.url, authd.url, *cert, RATE_LIMIT_AVERAGE="5", RATE_LIMIT_BURST="10", RATE_LIMIT_PERIOD="1s")
+    traefik = start_traefik(tmp_path, env, cert[0])
+    try:
+        with traefik.client() as client, ThreadPoolExecutor(8) as pool:
+            started = time.monotonic()
+            responses = list(pool.map(lambda _: _get(traefik, client), range(40)))
+            elapsed = time.monotonic() - started
+    finally:
+        traefik.proc.stop()
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {200, 429}
+    limited = [r for r in responses if r.status_code == 429]
+    assert limited, statuses
+    assert statuses.count(200) <= 10 + 5 * elapsed + 2  # burst + refill while sending + slack
+    r = limited[0]
+    assert r.headers["retry-after"]
+    assert r.headers["x-frame-options"] == "DENY"  # security headers on the 429 too
+    assert r.headers["access-control-allow-origin"] == "app://obsidian.md"  # and CORS, so browsers can read it
+
+
+@pytest.mark.parametrize(("backend", "shared"), [("redis", True), ("memory", False)])
+def test_two_traefiks_share_the_limit_only_through_redis(
+    tmp_path: Path, cert: tuple[Path, Path], authd: Authd, app: App, redis_endpoint: str, backend: str, shared: bool
+) -> None:
+    """10 tokens per 10 s, 30 requests alternating between two Traefiks: one shared bucket lets ~10 through
+    in total; two in-memory buckets let ~10 through each (the control proving the test can tell)."""
+    env = edge_env(
+        app.url,
+        authd.url,
+        *cert,
+        RATE_LIMIT_BACKEND=backend,
+        REDIS_ENDPOINT=redis_endpoint,
+        RATE_LIMIT_AVERAGE="10",
+        RATE_LIMIT_PERIOD="10s",
+        RATE_LIMIT_BURST="10",
+    )
+    first = start_traefik(tmp_path / "a", env, cert[0])
+    try:
+        second = start_traefik(tmp_path / "b", env, cert[0])
+        try:
+            with first.client() as c1, second.client() as c2:
+                statuses = [_get(t, c).status_code for _ in range(15) for t, c in ((first, c1), (second, c2))]
+        finally:
+            second.proc.stop()
+    finally:
+        first.proc.stop()
+    ok = statuses.count(200)
+    assert set(statuses) <= {200, 429}
+    if shared:
+        assert 10 <= ok <= 13, statuses
+    else:
+        assert ok >= 19, statuses
