@@ -436,7 +436,10 @@ class ResponseBuilder:
             status=status,
             model=plan.requested_model,
             output=output,
-            usage=response_usage(usage) if include_usage and status != "in_progress" else None,
+            # usage is null until the end, and on a failure that reported none (OpenAI never invents zeros there)
+            usage=response_usage(usage)
+            if include_usage and status != "in_progress" and (usage is not None or status == "completed")
+            else None,
             error=r.ResponseError(code=error.code or "server_error", message=error.message) if error else None,
             incomplete_details=r.IncompleteDetails(reason=incomplete) if incomplete else None,
             instructions=plan.instructions,
@@ -447,7 +450,8 @@ class ResponseBuilder:
         )
 
     def _message_item(self, status: str) -> r.MessageOutput:
-        item_status = "completed" if status in ("completed", "incomplete") else "in_progress"
+        # OpenAI: a message cut short by a failed/incomplete response is `incomplete`, never left `in_progress`.
+        item_status = {"completed": "completed", "in_progress": "in_progress"}.get(status, "incomplete")
         return r.MessageOutput(
             id=self.ids.message_id, status=item_status, content=[r.OutputText(text="".join(self.text))]
         )

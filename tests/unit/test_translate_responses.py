@@ -1,0 +1,236 @@
+"""Pure tables for the Responses half of app.translate: `plan_responses` validation and `ResponseBuilder` events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from app import translate as t
+from app.codex.turn import TurnFinished, Usage
+from app.model_ids import ResolvedModel
+from app.openai import responses as r
+from app.openai.errors import ErrorDetail
+
+ENC = msgspec.json.Encoder()
+
+
+def resolver(model: str) -> ResolvedModel | None:
+    return ResolvedModel(requested=model, model="gpt-test", effort=None) if model == "m" else None
+
+
+def plan(body: dict[str, Any], *, ignore_system: bool = False) -> t.TurnPlan:
+    req = msgspec.json.decode(ENC.encode(body), type=r.ResponsesRequest)
+    return t.plan_responses(req, resolver, ignore_client_system_prompt=ignore_system)
+
+
+def user(text: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}], **extra}
+
+
+REFUSED = [
+    pytest.param({"model": "m", "messages": []}, "messages", "invalid_value", id="messages"),
+    pytest.param({"model": "m", "input": "x", "n": 2}, "n", "n_unsupported", id="n"),
+    pytest.param({"input": "x"}, "model", "model_required", id="no-model"),
+    pytest.param({"model": "m"}, "input", "invalid_value", id="no-input"),
+    pytest.param({"model": "m", "input": []}, "input", "invalid_value", id="empty-input"),
+    pytest.param({"model": "m", "input": "x", "previous_response_id": "r"}, "previous_response_id", None, id="prev"),
+    pytest.param({"model": "m", "input": "x", "background": True}, "background", None, id="background"),
+    pytest.param({"model": "m", "input": "x", "conversation": "c"}, "conversation", None, id="conversation"),
+    pytest.param({"model": "m", "input": "x", "tool_choice": "required"}, "tool_choice", None, id="required"),
+    pytest.param(
+        {"model": "m", "input": "x", "tool_choice": {"type": "function", "name": "f"}}, "tool_choice", None, id="forced"
+    ),
+    pytest.param({"model": "m", "input": "x", "tools": ["f"]}, "tools[0]", None, id="tool-not-object"),
+    pytest.param({"model": "m", "input": "x", "tools": [{"name": "f"}]}, "tools[0]", None, id="tool-without-type"),
+    pytest.param(
+        {"model": "m", "input": "x", "text": {"format": {"type": "json_schema"}}}, "text.format", None, id="json-schema"
+    ),
+    pytest.param({"model": "m", "input": [{"type": "function_call"}]}, "input[0].type", None, id="function-call"),
+    pytest.param({"model": "m", "input": [user("a"), {"type": "x"}]}, "input[1].type", None, id="unknown-item"),
+    pytest.param({"model": "m", "input": [{"role": "tool", "content": "a"}]}, "input[0].role", None, id="role"),
+    pytest.param(
+        {"model": "m", "input": [{"role": "user", "content": [{"type": "input_file"}]}]},
+        "input[0].content[0]",
+        None,
+        id="input-file",
+    ),
+    pytest.param({"model": "m", "input": [user("a"), {"role": "assistant", "content": "b"}]}, "input", None, id="last"),
+    pytest.param({"model": "m", "input": [{"type": "reasoning", "summary": []}]}, "input", None, id="only-reasoning"),
+    pytest.param({"model": "m", "input": "x", "reasoning": {"effort": "max"}}, "reasoning.effort", None, id="effort"),
+    pytest.param({"model": "m", "input": "x", "max_output_tokens": 0}, "max_output_tokens", None, id="max-tokens"),
+    pytest.param({"model": "unknown", "input": "x"}, "model", "model_not_found", id="unknown-model"),
+]
+
+
+@pytest.mark.parametrize(("body", "param", "code"), REFUSED)
+def test_refused_bodies_name_the_parameter(body, param, code):
+    with pytest.raises(t.RequestInvalid) as info:
+        plan(body)
+    assert info.value.param == param
+    if code is not None:
+        assert info.value.code == code
+    assert info.value.status == (404 if code == "model_not_found" else 400)
+
+
+def test_validation_order_reports_messages_before_n_and_model():
+    with pytest.raises(t.RequestInvalid) as info:
+        plan({"messages": [], "n": 2})
+    assert info.value.param == "messages"
+
+
+def test_string_input_is_the_turn_input():
+    p = plan({"model": "m", "input": "hello"})
+    assert p.turn.input_text == "hello"
+    assert p.turn.history == ()
+    assert p.requested_model == "m" and p.turn.model == "gpt-test"
+    assert p.stream is False
+
+
+def test_items_become_history_and_the_last_user_message_is_the_input():
+    p = plan(
+        {
+            "model": "m",
+            "input": [
+                {"role": "user", "content": "q1"},
+                {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "a1"}]},
+                {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "hidden"}]},
+                user("q2"),
+            ],
+        }
+    )
+    assert p.turn.input_text == "q2"
+    assert [(h.role, h.text) for h in p.turn.history] == [("user", "q1"), ("assistant", "a1")]
+
+
+def test_system_and_developer_messages_and_instructions_become_developer_instructions():
+    body = {
+        "model": "m",
+        "instructions": "be terse",
+        "input": [
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "dev rule"}]},
+            {"role": "system", "content": "sys rule"},
+            user("go"),
+        ],
+    }
+    assert plan(body).turn.developer_instructions == "be terse\n\ndev rule\n\nsys rule"
+    assert plan(body, ignore_system=True).turn.developer_instructions is None
+
+
+def test_tool_declarations_are_accepted_and_not_forwarded():
+    p = plan(
+        {
+            "model": "m",
+            "input": "x",
+            "tools": [{"type": "function", "name": "exec_command"}, {"type": "web_search"}],
+            "tool_choice": "auto",
+            "parallel_tool_calls": True,
+        }
+    )
+    assert p.turn.input_text == "x"
+    assert "exec_command" not in ENC.encode(p.turn).decode()
+
+
+def test_reasoning_options_are_carried():
+    p = plan({"model": "m", "input": "x", "reasoning": {"effort": "low", "summary": "detailed"}})
+    assert (p.turn.effort, p.turn.summary, p.effort, p.summary) == ("low", "detailed", "low", "detailed")
+
+
+# ---- ResponseBuilder ---------------------------------------------------------------------------------------
+
+
+def builder(body: dict[str, Any] | None = None) -> t.ResponseBuilder:
+    ids = t.ResponseIds(id="resp_1", created_at=1700000000, message_id="msg_1", reasoning_id="rs_1")
+    return t.ResponseBuilder(ids, plan(body or {"model": "m", "input": "x"}))
+
+
+def finished(usage: Usage | None = None) -> TurnFinished:
+    return TurnFinished(status="completed", usage=usage)
+
+
+def types(events: list[r.ResponseEvent]) -> list[str]:
+    return [type(e).__struct_config__.tag for e in events]  # type: ignore[misc]
+
+
+def test_text_stream_follows_openais_sequence_with_consecutive_numbers():
+    b = builder()
+    events = b.opening() + b.on_text("a") + b.on_text("b") + b.closing(finished(Usage(input_tokens=3, output_tokens=2)))
+    assert types(events) == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e.sequence_number for e in events] == list(range(1, 11))
+    final = events[-1].response  # type: ignore[attr-defined]
+    assert final.usage.total_tokens == 5
+    assert final.output[0].content[0].text == "ab"
+
+
+def test_an_empty_answer_still_opens_and_closes_the_message():
+    b = builder()
+    events = b.opening() + b.closing(finished())
+    assert types(events)[2:] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+
+
+def test_reasoning_is_closed_before_the_message_opens():
+    b = builder()
+    events = b.opening() + b.on_reasoning("th") + b.on_reasoning("ink") + b.on_text("ok") + b.closing(finished())
+    assert types(events)[2:9] == [
+        "response.output_item.added",
+        "response.reasoning_summary_part.added",
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.output_item.done",
+    ]
+    output = events[-1].response.output  # type: ignore[attr-defined]
+    assert [o.type for o in output] == ["reasoning", "message"]
+    assert output[0].summary[0].text == "think"
+
+
+def test_failure_marks_the_partial_message_incomplete_and_reports_no_usage():
+    b = builder()
+    b.opening()
+    b.on_text("part")
+    (failed,) = b.failure(ErrorDetail(message="boom", type="server_error", param=None, code="upstream_error"))
+    assert isinstance(failed, r.ResponseFailed)
+    body = msgspec.to_builtins(failed)
+    assert body["response"]["status"] == "failed"
+    assert body["response"]["error"] == {"code": "upstream_error", "message": "boom"}
+    assert body["response"]["usage"] is None
+    assert [(o["status"], o["content"][0]["text"]) for o in body["response"]["output"]] == [("incomplete", "part")]
+
+
+def test_non_stream_body_has_openais_shape():
+    b = builder({"model": "m", "input": "x", "metadata": {"a": "b"}})
+    b.on_text("hi")
+    body = msgspec.to_builtins(b.response("completed", Usage(input_tokens=1, cached_input_tokens=1, output_tokens=1)))
+    assert body["object"] == "response"
+    assert (body["id"], body["created_at"], body["status"], body["model"]) == ("resp_1", 1700000000, "completed", "m")
+    assert body["output"] == [
+        {
+            "id": "msg_1",
+            "status": "completed",
+            "content": [{"text": "hi", "type": "output_text", "annotations": [], "logprobs": []}],
+            "type": "message",
+            "role": "assistant",
+        }
+    ]
+    assert body["usage"]["input_tokens_details"] == {"cached_tokens": 1}
+    assert (body["error"], body["incomplete_details"], body["metadata"]) == (None, None, {"a": "b"})
