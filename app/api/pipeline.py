@@ -342,5 +342,7 @@ async def _stream(
         for frame in fmt.failure(from_codex(exc.error)):
             yield frame
     finally:
-        await session.__aexit__(None, None, None)
+        # The SSE slot is the client's: free it before the (up to seconds-long) interrupt + unsubscribe, in the
+        # same step as the in-flight gauge drops, so a client that saw the gauge at 0 is not refused with a 429.
         ctx.streams.release()
+        await session.__aexit__(None, None, None)
