@@ -11,6 +11,7 @@ import sys
 
 BENCHMARKS: dict[str, str] = {
     "authd": "bench.authd",
+    "turns": "bench.turns",
 }
 
 

@@ -157,6 +157,8 @@ class TurnInterruptParams(_Camel):
 
 
 class ThreadUnsubscribeParams(_Camel):
+    """Also the params of `thread/delete` (the same single field)."""
+
     thread_id: str
 
 

@@ -171,12 +171,15 @@ async def _open(pool: WorkerPool, req: TurnRequest, retries: int) -> tuple[Lease
 
 
 async def _close_thread(client: RpcClient, thread_id: str, timeout: float) -> None:
+    """Unsubscribe and delete: an ephemeral thread stays loaded (and keeps its memory) for 30 minutes after an
+    unsubscribe alone; `thread/delete` unloads it at once, which keeps codex's RSS flat over thousands of turns."""
     if not thread_id:
         return
     client.release(thread_id)
     shielded = anyio.CancelScope(shield=True)
     with shielded, anyio.move_on_after(timeout), contextlib.suppress(RpcFailure, WorkerLost, TimeoutError):
         await client.request("thread/unsubscribe", p.ThreadUnsubscribeParams(thread_id=thread_id), timeout=timeout)
+        await client.request("thread/delete", p.ThreadUnsubscribeParams(thread_id=thread_id), timeout=timeout)
 
 
 class TurnSession:
@@ -250,7 +253,9 @@ class TurnSession:
                         self.error = _error_from(event.turn.error)
             else:
                 self._track(event)
-        await self._await_usage()
+        if self.status == "completed":
+            # A failed turn never goes idle (codex reports systemError first): don't wait for it.
+            await self._await_usage()
         self.finished = True
         final = self.status if self.status in ("completed", "interrupted", "failed") else "failed"
         if final == "failed" and self.error is None:

@@ -6,6 +6,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from app.codex.launch import Backend, build_argv, build_env, prepare_codex_home
@@ -16,6 +17,10 @@ from app.settings import default_codex_bin
 from tests.api_harness import pid_alive
 
 pytestmark = pytest.mark.codex
+
+
+class LoadedThreads(msgspec.Struct):
+    data: list[str]
 
 
 def pool_config(home: Path, work: Path, base_url: str, count: int = 1, **overrides: object) -> PoolConfig:
@@ -85,11 +90,15 @@ async def test_the_model_sees_no_builtin_tools_but_request_user_input(pool, mode
     assert set(model.requests[-1].tools) <= {"request_user_input"}
 
 
-async def test_threads_are_unsubscribed_after_use(pool):
+async def test_threads_are_unsubscribed_and_unloaded_after_use(pool):
     for i in range(5):
         await run(pool, TurnRequest(input_text=f"turn {i}"))
     assert [w.client.open_threads for w in pool.workers if w.client] == [0, 0]
     assert pool.in_flight == 0
+    for worker in pool.workers:
+        assert worker.client is not None
+        loaded = await worker.client.request("thread/loaded/list", {}, timeout=5, result_type=LoadedThreads)
+        assert loaded.data == []
 
 
 async def test_requests_go_to_the_least_loaded_worker(pool):
