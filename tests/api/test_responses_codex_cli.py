@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from app.offline_model import Reasoning
 from app.settings import default_codex_bin
 from tests.api.responses_support import MODEL, drain_script
 
@@ -55,17 +56,19 @@ def client_home(tmp_path: Path, base_url: str) -> Path:
     return home
 
 
-def run_codex_exec(api, tmp_path: Path, prompt: str) -> subprocess.CompletedProcess[str]:
-    home = client_home(tmp_path, api.base_url)
+def run_codex_exec(api, tmp_path: Path, prompt: str, *args: str) -> subprocess.CompletedProcess[str]:
+    home = tmp_path / "client-codex-home"
+    if not home.exists():
+        client_home(tmp_path, api.base_url)
     work = tmp_path / "work"
-    work.mkdir()
+    work.mkdir(exist_ok=True)
     env = {
         **os.environ,
         "CODEX_HOME": str(home),
         KEY_ENV: api.headers()["Authorization"].removeprefix("Bearer "),
     }
     return subprocess.run(
-        [default_codex_bin(), "exec", "--skip-git-repo-check", "--json", prompt],
+        [default_codex_bin(), "exec", *args, "--skip-git-repo-check", "--json", prompt],
         cwd=work,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -75,19 +78,37 @@ def run_codex_exec(api, tmp_path: Path, prompt: str) -> subprocess.CompletedProc
     )
 
 
-def test_codex_exec_through_the_proxy_prints_the_offline_models_answer(api, offline_model, tmp_path):
-    before = len(offline_model.requests)
-    proc = run_codex_exec(api, tmp_path, "hello from codex as a client")
+def agent_messages(api, proc: subprocess.CompletedProcess[str]) -> list[str]:
+    """The agent messages of a successful `codex exec --json` run (its JSONL event stream on stdout)."""
     assert proc.returncode == 0, proc.stderr[-3000:] + api.log()
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    messages = [
+    assert any(e.get("type") == "turn.completed" for e in events), proc.stdout
+    return [
         e["item"]["text"]
         for e in events
         if e.get("type") == "item.completed" and e["item"].get("type") == "agent_message"
     ]
-    assert messages == ["echo: hello from codex as a client"], proc.stdout
-    assert any(e.get("type") == "turn.completed" for e in events), proc.stdout
+
+
+def test_codex_exec_through_the_proxy_prints_the_offline_models_answer(api, offline_model, tmp_path):
+    before = len(offline_model.requests)
+    proc = run_codex_exec(api, tmp_path, "hello from codex as a client")
+    assert agent_messages(api, proc) == ["echo: hello from codex as a client"]
     # Exactly one model call behind the proxy: the declared client tools were not executed or forwarded.
     behind = offline_model.requests[before:]
     assert len(behind) == 1
     assert not any(name in behind[0].tools for name in ("exec_command", "write_stdin", "update_goal"))
+
+
+def test_codex_exec_resume_sends_history_with_reasoning_back_and_still_gets_an_answer(api, offline_model, tmp_path):
+    """Turn 2 of a session: codex resends turn 1 (its reasoning item, our message) as `input`; the proxy accepts it."""
+    offline_model.script(Reasoning("pondering the greeting"))
+    first = run_codex_exec(api, tmp_path, "first turn")
+    assert agent_messages(api, first) == ["echo: first turn"]
+    before = len(offline_model.requests)
+    second = run_codex_exec(api, tmp_path, "second turn", "resume", "--last")
+    assert agent_messages(api, second) == ["echo: second turn"]
+    behind = offline_model.requests[before:]
+    assert len(behind) == 1
+    history = [(i.role, i.text) for i in behind[0].input if i.type == "message"]
+    assert any(role == "assistant" and "echo: first turn" in text for role, text in history), history
