@@ -259,19 +259,25 @@ def test_near_miss_and_far_miss_keys_take_the_same_time(authd: Authd, keys: Keys
     assert abs(t) < 4, (t, statistics.median(samples["near"]), statistics.median(samples["far"]))
 
 
-def test_right_and_wrong_key_lookup_take_the_same_time(keys: Keys) -> None:
-    """In-process, without HTTP noise: KeyStore.lookup for the right key vs a same-length wrong key."""
+def test_right_and_wrong_key_lookup_take_the_same_time(tmp_path: Path) -> None:
+    """In-process, without HTTP noise: KeyStore.lookup for the first of 200 keys vs a wrong key. An
+    implementation that stopped at the first match would be several times faster for the right key."""
     from authd.keys import KeyStore
 
-    store = KeyStore(keys.default, keys.file)
-    wrong = keys.default[:-1] + ("A" if keys.default[-1] != "A" else "B")
+    keys = [f"sk-{i:03d}-{secrets.token_urlsafe(24)}" for i in range(200)]
+    path = tmp_path / "keys.json"
+    write_keys_file(path, [_entry(f"k{i}", key) for i, key in enumerate(keys)])
+    store = KeyStore(None, path)
+    right, wrong = keys[0], keys[0][:-1] + ("A" if keys[0][-1] != "A" else "B")
+    assert (store.lookup(right), store.lookup(wrong)) == ("k0", None)
     right_means, wrong_means = [], []
-    for _ in range(60):
-        for token, sink in ((keys.default, right_means), (wrong, wrong_means)):
+    for _ in range(150):
+        for token, sink in ((right, right_means), (wrong, wrong_means)):
             start = time.perf_counter_ns()
-            for _ in range(300):
+            for _ in range(20):
                 store.lookup(token)
-            sink.append((time.perf_counter_ns() - start) / 300)
-    # Relative difference of medians, robust to scheduler noise from other tests on the machine.
-    right, wrong_ = statistics.median(right_means), statistics.median(wrong_means)
-    assert abs(right - wrong_) / wrong_ < 0.15, (right, wrong_)
+            sink.append((time.perf_counter_ns() - start) / 20)
+    # The fastest batch of each: other processes on the machine only ever add time, so the minimum is
+    # the estimate least disturbed by them (medians moved by 20-50 % on a loaded 2-core machine).
+    r, w = min(right_means), min(wrong_means)
+    assert abs(r - w) / w < 0.10, (r, w)
