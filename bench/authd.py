@@ -98,7 +98,13 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 20.0) 
 def run_variant(name: str, duration: int, connections: int, threads: int) -> Result:
     command, extra = VARIANTS[name]
     port = _free_port()
-    env = {**os.environ, **extra, "PROXY_API_KEY": KEY, "AUTHD_PORT": str(port), "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        **extra,
+        "PROXY_API_KEY": KEY,
+        "AUTHD_PORT": str(port),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
     env.pop("PROXY_API_KEYS_FILE", None)
     if command[2] == "granian":
         command = [*command, "--host", "127.0.0.1", "--port", str(port), "bench.authd_litestar:create_app"]
