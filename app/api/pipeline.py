@@ -235,7 +235,7 @@ def _failure(finished: TurnFinished) -> ApiError | None:
 async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: WireFormat) -> Response[Any]:
     s = ctx.settings
     pool = ctx.backend.pool
-    if pool is None or not ctx.backend.ready:
+    if pool is None:
         raise ApiError(
             503,
             f"No Codex worker is ready: {ctx.backend.not_ready_reason()}",

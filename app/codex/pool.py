@@ -39,6 +39,10 @@ def backoff_delays(
         delay = min(maximum, delay * factor)
 
 
+# States from which a worker is not expected back soon: only then does a request fail without waiting.
+DOWN = ("crash_loop", "misconfigured", "stopped")
+
+
 class PoolBusy(Exception):
     """Every ready worker is at its concurrency cap and none freed up within the queue timeout."""
 
@@ -195,7 +199,9 @@ class WorkerPool:
             worker.consecutive_failures += 1
             worker.restarts += 1
             worker.next_delay = next(delays)
-            if worker.consecutive_failures >= self.config.crash_loop_failures:
+            if worker.state == "misconfigured":
+                pass  # the reason already names the fix; keep retrying in case the operator repairs it
+            elif worker.consecutive_failures >= self.config.crash_loop_failures:
                 worker.state = "crash_loop"
                 worker.reason = (
                     f"crash loop: {worker.consecutive_failures} failures in a row; last: "
@@ -221,7 +227,7 @@ class WorkerPool:
         problem = self.preflight() if self.preflight else None
         if problem:
             worker.last_exit = WorkerExit(at=time.time(), code=None, reason=problem)
-            worker.reason = problem
+            worker.state, worker.reason = "misconfigured", problem
             return None
         transport = ChildTransport(
             self.config.argv, env=self.config.env, cwd=self.config.cwd, name=f"worker-{worker.index}"
@@ -236,7 +242,7 @@ class WorkerPool:
             )
             logger.error("codex worker %d: %s", worker.index, reason)
             worker.last_exit = WorkerExit(at=time.time(), code=None, reason=reason)
-            worker.reason = reason
+            worker.state, worker.reason = "misconfigured", reason
             return None
 
         def on_hung(why: str) -> None:
@@ -321,7 +327,9 @@ class WorkerPool:
         return min(candidates, key=lambda w: (w.in_flight, w.index))
 
     async def acquire(self, exclude: Sequence[Worker] = ()) -> Lease:
-        """Lease the least-loaded ready worker, waiting up to the queue timeout when all are full."""
+        """Lease the least-loaded ready worker, waiting up to the queue timeout when all are full or restarting.
+
+        Fails at once with PoolNotReady only when no worker can come back soon (crash loop, bad CODEX_BIN)."""
         deadline = time.monotonic() + self.config.queue_timeout
         async with self._changed:
             while True:
@@ -329,10 +337,12 @@ class WorkerPool:
                 if worker is not None and worker.client is not None:
                     worker.in_flight += 1
                     return Lease(self, worker, worker.client)
-                if not any(w.ready for w in self.workers if w not in exclude):
-                    raise PoolNotReady(self.not_ready_reason())
                 remaining = deadline - time.monotonic()
+                if all(w.state in DOWN for w in self.workers if w not in exclude):
+                    raise PoolNotReady(self.not_ready_reason())
                 if remaining <= 0:
+                    if self.ready_count == 0:
+                        raise PoolNotReady(self.not_ready_reason())
                     raise PoolBusy(f"all {self.ready_count} ready workers are at {self.config.max_concurrency} turns")
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), remaining)
