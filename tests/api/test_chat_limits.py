@@ -69,6 +69,12 @@ def cancelled_and_idle(server: ApiServer, model, before: int) -> None:
     wait_idle(server, model)
 
 
+def ticks() -> Text:
+    """12 deltas 0.2 s apart: never idle for 400 ms, but 2.2 s in total (explicit chunks: the default split
+    caps at 8 pieces)."""
+    return Text("tick " * 12, chunks=["tick "] * 12, interval_s=0.2)
+
+
 # ---- timeouts ----------------------------------------------------------------------------------------------
 
 
@@ -109,7 +115,7 @@ def test_idle_timeout_resets_on_every_delta(timeouts_api, model) -> None:
 
 def test_overall_timeout_non_stream_is_504(timeouts_api, model) -> None:
     before = model.cancelled
-    model.script(Text(" ".join(["tick"] * 12), interval_s=0.2))  # never idle, but 2.2 s in total
+    model.script(ticks())  # never idle, but 2.2 s in total
     started = time.monotonic()
     with client(timeouts_api) as http:
         response = http.post(CHAT, json=chat_body())
@@ -122,7 +128,7 @@ def test_overall_timeout_non_stream_is_504(timeouts_api, model) -> None:
 
 def test_overall_timeout_stream_is_an_error_event_after_content(timeouts_api, model) -> None:
     before = model.cancelled
-    model.script(Text(" ".join(["tick"] * 12), interval_s=0.2))
+    model.script(ticks())
     with client(timeouts_api) as http, http.stream("POST", CHAT, json=chat_body(stream=True)) as response:
         sse = SseStream(response.read())
     assert sse.text.startswith("tick")
