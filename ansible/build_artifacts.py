@@ -1,7 +1,8 @@
 """Build the Python artifacts the playbook ships, because hosts have no internet and no compiler.
 
 OUT/wheelhouse/ holds the runtime dependencies (keyed on pyproject.toml: rebuilt only when it
-changes) and OUT/app/ the app + authd wheel (keyed on the sources). Wheels are built with a fixed
+changes), OUT/app/ the app + authd wheel (keyed on the sources), and OUT/codex-api-bundle.tar all of
+those wheels in one file, so the playbook ships one artifact instead of dozens of small copies. Wheels are built with a fixed
 SOURCE_DATE_EPOCH so an unchanged tree gives a byte-identical wheel and the playbook stays
 changed=0. Prints `built` when something was rebuilt, `unchanged` otherwise (the playbook's
 changed_when). The controller's Python must match the hosts' minor version (3.11 on bookworm),
@@ -17,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import tomllib
 from pathlib import Path
@@ -88,11 +90,30 @@ def build_app_wheel(out: Path) -> bool:
     return True
 
 
+def build_bundle(out: Path) -> bool:
+    """A reproducible tar (sorted names, zero mtimes and owners) of every wheel the host installs."""
+    wheels = sorted([*(out / "wheelhouse").glob("*.whl"), *(out / "app").glob("*.whl")], key=lambda p: p.name)
+    bundle = out / "codex-api-bundle.tar"
+    tmp = out / f".{bundle.name}.{os.getpid()}"
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        for wheel in wheels:
+            info = tar.gettarinfo(str(wheel), arcname=wheel.name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", 0o644
+            with wheel.open("rb") as f:
+                tar.addfile(info, f)
+    if bundle.exists() and bundle.read_bytes() == tmp.read_bytes():
+        tmp.unlink()
+        return False
+    tmp.rename(bundle)
+    return True
+
+
 def main() -> None:
     out = Path(sys.argv[1]).resolve()
     out.mkdir(parents=True, exist_ok=True)
     changed = build_wheelhouse(out)
     changed = build_app_wheel(out) or changed
+    changed = build_bundle(out) or changed
     print("built" if changed else "unchanged")
 
 

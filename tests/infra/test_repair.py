@@ -1,0 +1,54 @@
+"""Mutating checks, container only (they skip with --hosts): idempotency, and that drift on the host
+is both caught by the read-only checks in test_host.py and repaired by the next playbook run."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.infra.nspawn import REPO, NspawnHost
+
+pytestmark = [pytest.mark.infra, pytest.mark.slow]
+
+HOST_CHECKS = REPO / "tests/infra/test_host.py"
+
+
+def _host_checks(nh: NspawnHost, tag: str) -> subprocess.CompletedProcess[str]:
+    """Run test_host.py exactly as an operator would against a real host (--hosts=ssh://...)."""
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", str(HOST_CHECKS), "-q", "-p", "no:cacheprovider"),
+            *(f"--hosts=ssh://{nh.name}", f"--ssh-config={nh.ssh_config}", "--sudo"),
+            f"--basetemp={nh.workdir / f'inner-{tag}'}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_first_run_provisions(nspawn_host: NspawnHost) -> None:
+    assert nspawn_host.first_changed > 0
+
+
+def test_second_run_changes_nothing(nspawn_host: NspawnHost) -> None:
+    assert nspawn_host.second_changed == 0, nspawn_host.second_out[-4000:]
+
+
+def test_drift_is_detected_then_repaired(nspawn_host: NspawnHost) -> None:
+    nspawn_host.exec("chmod 0755 /var/lib/codex-api/.codex-api && systemctl stop codex-authd.service")
+
+    broken = _host_checks(nspawn_host, "broken")
+    assert broken.returncode == 1, broken.stdout[-3000:]
+    assert re.search(r"FAILED \S+::test_codex_home_is_private_to_the_service_user\b", broken.stdout), broken.stdout
+    assert re.search(r"FAILED \S+::test_unit_enabled_and_active\[\S*codex-authd", broken.stdout), broken.stdout
+
+    changed, out = nspawn_host.playbook()
+    assert changed >= 2, out[-3000:]
+
+    repaired = _host_checks(nspawn_host, "repaired")
+    assert repaired.returncode == 0, repaired.stdout[-3000:]
