@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.config
 
@@ -56,3 +58,12 @@ def test_secrets_only_referenced_outside_vaults() -> None:
         for line in (ANSIBLE / f"inventories/{inventory}/group_vars/all/vars.yml").read_text().splitlines():
             if "vault_" in line and not line.lstrip().startswith("#"):
                 assert "{{ vault_" in line, line
+
+
+def test_traefik_env_names_match_the_reference_env_file() -> None:
+    """The role renders exactly the names traefik/dynamic/*.yml read ({{ env "X" }}), per traefik/env/prod.env."""
+
+    ref = Path(ANSIBLE.parent / "traefik/env/prod.env").read_text()
+    names = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", ref, re.M))
+    defaults = yaml.safe_load((ANSIBLE / "roles/traefik/defaults/main.yml").read_text())
+    assert set(defaults["traefik_env"]) == names
