@@ -13,7 +13,6 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
-from app.api.edge import cors_headers, new_request_id
 from app.codex.turn import CodexError
 from app.openai.errors import ErrorDetail, ErrorEnvelope
 
@@ -136,20 +135,7 @@ def handle_api_error(_: Request, exc: ApiError) -> Response[bytes]:
     return error_response(exc)
 
 
-def _edge_headers(request: Request) -> dict[str, str]:
-    """Routing errors (unknown path, wrong method) are raised before Litestar's middleware runs, so EdgeMiddleware
-    never saw them: add its request id and CORS headers here (issue 4: CORS headers on errors too)."""
-    if "request_id" in request.scope.get("state", {}):
-        return {}
-    settings = request.app.state.api.settings
-    headers = {"X-Request-Id": new_request_id()}
-    if settings.enable_cors:
-        for name, value in cors_headers(request.headers.get("origin"), settings.cors_allowed_origins, None):
-            headers[name.decode()] = value.decode("latin-1")
-    return headers
-
-
-def handle_http_exception(request: Request, exc: HTTPException) -> Response[bytes]:
+def handle_http_exception(_: Request, exc: HTTPException) -> Response[bytes]:
     status = exc.status_code
     if isinstance(exc, ValidationException) or status == 400:
         return error_response(ApiError(400, str(exc.detail) or "invalid request", code="invalid_request"))
@@ -162,7 +148,7 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response[byte
     }
     err_type, code = codes.get(status, ("server_error" if status >= 500 else "invalid_request_error", "http_error"))
     message = {404: "Not found", 405: "Method not allowed", 413: "Request body too large"}.get(status, str(exc.detail))
-    headers = {**dict(exc.headers or {}), **_edge_headers(request)}
+    headers = dict(exc.headers or {})
     return error_response(ApiError(status, message, type=err_type, code=code, headers=headers))
 
 

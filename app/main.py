@@ -10,7 +10,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from litestar import Litestar
-from litestar.middleware import DefineMiddleware
 
 from app.api import health, openai_routes
 from app.api.context import ApiContext
@@ -42,14 +41,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=routes,
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[
-            DefineMiddleware(
-                EdgeMiddleware, cors_enabled=settings.enable_cors, allowed_origins=settings.cors_allowed_origins
-            )
-        ],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
         debug=False,
     )
     app.state.api = ctx
+    # The edge middleware wraps Litestar's whole handler (not the route middleware stack), so responses that
+    # routing itself produces — unknown path 404, wrong method 405 — also get the request id and CORS headers.
+    app.asgi_handler = EdgeMiddleware(
+        app.asgi_handler, cors_enabled=settings.enable_cors, allowed_origins=settings.cors_allowed_origins
+    )
     return app

@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 from litestar import Request, Response
+from litestar.background_tasks import BackgroundTask
 from litestar.response import Stream
 
 from app import translate as t
@@ -261,9 +262,13 @@ async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: Wire
     deadline = time.monotonic() + s.request_timeout_ms / 1000
     if not plan.stream:
         try:
-            return await _collect(session, fmt, idle=s.idle_timeout_ms / 1000, deadline=deadline)
-        finally:
+            response = await _collect(session, fmt, idle=s.idle_timeout_ms / 1000, deadline=deadline)
+        except BaseException:
             await session.__aexit__(None, None, None)
+            raise
+        # Interrupt/unsubscribe/delete run after the body is sent: the client never waits for codex's clean-up.
+        response.background = BackgroundTask(session.__aexit__, None, None, None)
+        return response
     keepalive = (
         s.sse_keepalive_ms / 1000 if s.sse_keepalive_ms and request.headers.get("x-no-keepalive") != "1" else None
     )
@@ -308,6 +313,8 @@ async def _collect(session: TurnSession, fmt: WireFormat, *, idle: float, deadli
                     finished = event
     except TurnFailed as exc:
         return error_response(from_codex(exc.error))
+    except ApiError as exc:  # timeouts: answer now, the turn is cleaned up after the response
+        return error_response(exc)
     assert finished is not None
     failure = _failure(finished)
     if failure is not None:

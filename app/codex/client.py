@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -63,6 +64,7 @@ class RpcClient:
         self.closed = asyncio.Event()
         self.close_reason = ""
         self.server_requests_answered = 0
+        self.last_seen = time.monotonic()  # when the child last wrote a line (the pool's liveness probe reads it)
 
     @property
     def name(self) -> str:
@@ -139,6 +141,7 @@ class RpcClient:
                 line = await self.transport.read_line()
                 if line is None:
                     break
+                self.last_seen = time.monotonic()
                 try:
                     env = p.ENVELOPE_DECODER.decode(line)
                 except msgspec.DecodeError:

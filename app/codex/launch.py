@@ -15,6 +15,9 @@ from pathlib import Path
 
 import msgspec
 
+from app.offline_model.server import API_KEY_ENV as OFFLINE_API_KEY_ENV
+from app.offline_model.server import provider_args
+
 logger = logging.getLogger(__name__)
 
 DISABLED_FEATURES = (
@@ -34,8 +37,6 @@ DISABLED_FEATURES = (
 TEMPLATE_FILES = ("config.toml", "AGENTS.md")
 # Secrets of the proxy itself never reach the children.
 SCRUBBED_ENV = ("PROXY_API_KEY", "PROXY_METRICS_TOKEN", "PROXY_API_KEYS_FILE")
-OFFLINE_PROVIDER = "offline"
-OFFLINE_KEY_ENV = "CODEX_OFFLINE_MODEL_KEY"
 
 
 class Backend(msgspec.Struct, frozen=True):
@@ -63,27 +64,6 @@ def prepare_codex_home(codex_home: Path) -> None:
             target.chmod(0o600)
 
 
-def toml_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def offline_overrides(base_url: str) -> list[str]:
-    """`-c` overrides that make the offline model the provider (retries off so failures surface at once)."""
-    table = (
-        f"{{name={toml_string('offline model')}, base_url={toml_string(base_url)}, "
-        f"wire_api={toml_string('responses')}, env_key={toml_string(OFFLINE_KEY_ENV)}, "
-        "request_max_retries=0, stream_max_retries=0}"
-    )
-    return [
-        "-c",
-        f"model_providers.{OFFLINE_PROVIDER}={table}",
-        "-c",
-        f"model_provider={toml_string(OFFLINE_PROVIDER)}",
-        "-c",
-        f"model={toml_string('offline')}",
-    ]
-
-
 def build_argv(codex_bin: str, backend: Backend) -> list[str]:
     argv = [codex_bin, "app-server"]
     for feature in DISABLED_FEATURES:
@@ -91,7 +71,7 @@ def build_argv(codex_bin: str, backend: Backend) -> list[str]:
     # `--disable multi_agent` is deprecated (logged as an ERROR); `agents.enabled=false` removes the subagent tools.
     argv += ["-c", 'web_search="disabled"', "-c", "agents.enabled=false"]
     if backend.mode == "offline" and backend.offline_base_url:
-        argv += offline_overrides(backend.offline_base_url)
+        argv += provider_args(backend.offline_base_url)
     return argv
 
 
@@ -100,5 +80,5 @@ def build_env(base: Mapping[str, str], codex_home: Path, backend: Backend) -> di
     env["CODEX_HOME"] = str(codex_home)
     env.setdefault("RUST_LOG", "warn")
     if backend.mode == "offline":
-        env[OFFLINE_KEY_ENV] = "offline"
+        env[OFFLINE_API_KEY_ENV] = "offline"
     return env

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 import msgspec
 
 from app.codex import protocol as p
-from app.codex.client import RpcClient
+from app.codex.client import RpcClient, RpcFailure, RpcTimeout, WorkerLost
 from app.codex.transport import ChildTransport
 
 logger = logging.getLogger(__name__)
@@ -264,11 +264,13 @@ class WorkerPool:
             await self._notify_change()
             closed = asyncio.create_task(client.closed.wait())
             hung = asyncio.create_task(worker.hung.wait())
+            probe = asyncio.create_task(self._probe(client))
             try:
                 await asyncio.wait({closed, hung}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                closed.cancel()
-                hung.cancel()
+                for task in (closed, hung, probe):
+                    task.cancel()
+                await asyncio.gather(closed, hung, probe, return_exceptions=True)
             if worker.hung.is_set():
                 logger.error("codex worker %d hung (%s): killing it", worker.index, worker.hung_reason)
                 transport.kill()
@@ -283,6 +285,20 @@ class WorkerPool:
         if not self._stopping:
             worker.reason = "worker_exit"
         return ready_since
+
+    async def _probe(self, client: RpcClient) -> None:
+        """Liveness: when a worker has been silent for a while, ask it something cheap. No answer within the
+        request deadline flags it hung (via the client's on_hung) and the supervisor replaces it — so a worker
+        that hangs mid-turn is found even when no new request arrives to notice."""
+        interval = max(0.5, self.config.request_timeout / 2)
+        while True:
+            await asyncio.sleep(interval)
+            if time.monotonic() - client.last_seen < interval:
+                continue
+            with contextlib.suppress(RpcFailure, WorkerLost, RpcTimeout):
+                await client.request(
+                    "thread/loaded/list", p.ThreadLoadedListParams(), timeout=self.config.request_timeout
+                )
 
     async def _handshake(self, client: RpcClient) -> None:
         params = p.InitializeParams(

@@ -162,6 +162,12 @@ class ThreadUnsubscribeParams(_Camel):
     thread_id: str
 
 
+class ThreadLoadedListParams(_Camel):
+    """`thread/loaded/list` — the cheap request the liveness probe sends."""
+
+    limit: int = 1
+
+
 class ModelListParams(_Camel):
     cursor: str | None = None
     limit: int | None = None

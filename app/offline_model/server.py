@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import json
 import logging
 import zlib
 from collections import deque
@@ -46,6 +47,34 @@ PROVIDER_ID = "offline"
 API_KEY_ENV = "OFFLINE_MODEL_API_KEY"
 MAX_BODY = 64 * 1024 * 1024
 _USAGE_BASE = 10  # fixed "system prompt" tokens added to every request's input usage
+
+
+def provider_settings(base_url: str, *, stream_idle_timeout_ms: int | None = None) -> list[str]:
+    """`key=value` config overrides (TOML values) that make codex use an offline model at `base_url` as provider
+    `offline`. Retries are 0 so a provider failure surfaces at once (fault tests need that); `model` is `offline`.
+    The one source for both the app's pool (app.codex.launch) and tests that drive codex directly."""
+    p = f"model_providers.{PROVIDER_ID}"
+    settings = [
+        f'model_provider="{PROVIDER_ID}"',
+        f'model="{MODEL_ID}"',
+        f'{p}.name="Offline model"',
+        f"{p}.base_url={json.dumps(base_url)}",
+        f'{p}.wire_api="responses"',
+        f'{p}.env_key="{API_KEY_ENV}"',
+        f"{p}.request_max_retries=0",
+        f"{p}.stream_max_retries=0",
+    ]
+    if stream_idle_timeout_ms is not None:
+        settings.append(f"{p}.stream_idle_timeout_ms={stream_idle_timeout_ms}")
+    return settings
+
+
+def provider_args(base_url: str, *, stream_idle_timeout_ms: int | None = None) -> list[str]:
+    """`provider_settings` as codex CLI arguments (`-c k=v` pairs)."""
+    args: list[str] = []
+    for setting in provider_settings(base_url, stream_idle_timeout_ms=stream_idle_timeout_ms):
+        args += ["-c", setting]
+    return args
 
 
 class _BadRequest(Exception):
@@ -126,31 +155,12 @@ class OfflineModel:
         self._script.extend(replies)
 
     def provider_settings(self, *, stream_idle_timeout_ms: int | None = None) -> list[str]:
-        """`key=value` config overrides (TOML values) that make codex use this server as provider `offline`.
-
-        Retries are 0 so a provider failure surfaces at once (fault tests need that); `model` is `offline`.
-        """
-        p = f"model_providers.{PROVIDER_ID}"
-        settings = [
-            f'model_provider="{PROVIDER_ID}"',
-            f'model="{MODEL_ID}"',
-            f'{p}.name="Offline model"',
-            f'{p}.base_url="{self.base_url}"',
-            f'{p}.wire_api="responses"',
-            f'{p}.env_key="{API_KEY_ENV}"',
-            f"{p}.request_max_retries=0",
-            f"{p}.stream_max_retries=0",
-        ]
-        if stream_idle_timeout_ms is not None:
-            settings.append(f"{p}.stream_idle_timeout_ms={stream_idle_timeout_ms}")
-        return settings
+        """`key=value` overrides that point codex at this server (see the module function)."""
+        return provider_settings(self.base_url, stream_idle_timeout_ms=stream_idle_timeout_ms)
 
     def provider_config(self, *, stream_idle_timeout_ms: int | None = None) -> list[str]:
         """The same overrides as codex CLI arguments: `["-c", "k=v", "-c", "k=v", ...]` (splice into argv)."""
-        args: list[str] = []
-        for setting in self.provider_settings(stream_idle_timeout_ms=stream_idle_timeout_ms):
-            args += ["-c", setting]
-        return args
+        return provider_args(self.base_url, stream_idle_timeout_ms=stream_idle_timeout_ms)
 
     @staticmethod
     def provider_env() -> dict[str, str]:

@@ -31,6 +31,7 @@ def fault_api(offline_model, tmp_path_factory):
         PROXY_STREAM_IDLE_TIMEOUT_MS="500",
         WORKER_OVERLOAD_RETRIES="0",
         WORKER_BACKOFF_INITIAL_MS="50",
+        WORKER_REQUEST_TIMEOUT_MS="1000",
         PROXY_SSE_KEEPALIVE_MS="0",
     )
     server = ApiServer(workdir, env).start()
@@ -92,12 +93,19 @@ def test_overloaded_worker_stream_fails_before_headers(http) -> None:
     assert error_of(response)["code"] == "server_overloaded"
 
 
-def test_hung_turn_is_504_not_a_hang(http) -> None:
+def test_hung_turn_is_504_and_the_worker_is_replaced(http, fault_api) -> None:
+    restarts = fault_api.health()["backend"]["restarts_total"]
     started = time.monotonic()
     response = http.post(CHAT, json=chat_body("fault:hang forever"))
     assert response.status_code == 504
     assert error_of(response)["code"] == "idle_timeout"
     assert time.monotonic() - started < 3
+    # The hung worker is found by the liveness probe (no answer within WORKER_REQUEST_TIMEOUT_MS) and replaced.
+    wait_for(
+        lambda: fault_api.health()["backend"]["restarts_total"] > restarts and fault_api.health()["ok"],
+        timeout=10,
+        what="the hung worker to be replaced",
+    )
 
 
 def test_disconnect_sends_turn_interrupt_within_a_second(http, fault_api) -> None:

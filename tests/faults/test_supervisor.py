@@ -124,6 +124,27 @@ async def test_hung_worker_is_killed_and_replaced(tmp_path, started):
     assert "no answer" in (pool.workers[0].last_exit.reason if pool.workers[0].last_exit else "")
 
 
+@pytest.mark.faults
+async def test_a_worker_that_hangs_mid_turn_is_found_by_the_probe(tmp_path, started):
+    pool, _ = fault_pool(tmp_path, "normal")
+    pool.config = PoolConfig(**{**_fields(pool.config), "request_timeout": 0.5})
+    await start(started, pool)
+    hung_pid = pool.child_pids()[0]
+    session = TurnSession(
+        pool, TurnRequest(input_text="fault:hang"), overload_retries=0, usage_grace=0.1, in_flight=InFlight()
+    )
+    async with session:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(session.next_event(), 0.5)
+    # No other request arrives; the liveness probe alone must notice and replace the worker.
+    deadline = time.monotonic() + 5
+    while pid_alive(hung_pid) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert not pid_alive(hung_pid)
+    assert await pool.wait_ready(5)
+    assert pool.workers[0].restarts == 1
+
+
 def _fields(config: PoolConfig) -> dict:
     return {f: getattr(config, f) for f in config.__struct_fields__}
 
