@@ -63,6 +63,9 @@ class ThreadedOfflineModel:
     def script(self, *replies: Any) -> None:
         self.call(lambda: self.model.script(*replies))
 
+    def clear_script(self) -> int:
+        return self.call(self.model.clear_script)
+
     @property
     def requests(self) -> list[Any]:
         return self.call(lambda: list(self.model.requests))

@@ -154,6 +154,12 @@ class OfflineModel:
         """Queue replies (FIFO) for the next model requests; when the queue is empty the default echo applies."""
         self._script.extend(replies)
 
+    def clear_script(self) -> int:
+        """Drop replies nobody requested; returns how many there were (tests assert 0)."""
+        left = len(self._script)
+        self._script.clear()
+        return left
+
     def provider_settings(self, *, stream_idle_timeout_ms: int | None = None) -> list[str]:
         """`key=value` overrides that point codex at this server (see the module function)."""
         return provider_settings(self.base_url, stream_idle_timeout_ms=stream_idle_timeout_ms)

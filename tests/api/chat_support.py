@@ -1,13 +1,11 @@
-"""Helpers shared by the chat API tests: request bodies, raw SSE parsing, script hygiene.
+"""Helpers shared by the chat API tests: request bodies, raw SSE parsing, waiting for idle.
 
-The session-wide offline model is shared by every API test, so a test that scripts replies must leave the
-script queue empty; `leftover_script` checks (and clears) it so one failing test cannot poison the next.
+Script hygiene for the shared offline model is the autouse `script_guard` fixture in tests/api/conftest.py.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,27 +47,6 @@ class SseStream:
     @property
     def text(self) -> str:
         return "".join(e["choices"][0]["delta"].get("content", "") for e in self.events if e.get("choices"))
-
-
-def leftover_script(model: ThreadedOfflineModel) -> int:
-    """How many scripted replies were never consumed; clears them so later tests get a clean queue."""
-
-    def take() -> int:
-        n = len(model.model._script)
-        model.model._script.clear()
-        return n
-
-    return model.call(take)
-
-
-def scripted(offline_model: ThreadedOfflineModel) -> Iterator[ThreadedOfflineModel]:
-    """Body of a per-test fixture: the offline model, checking afterwards that the test consumed its script.
-
-    Each test module wraps it (`yield from scripted(offline_model)`) rather than importing a fixture object.
-    """
-    leftover_script(offline_model)
-    yield offline_model
-    assert leftover_script(offline_model) == 0, "a scripted reply was never requested by codex"
 
 
 def wait_idle(server: ApiServer, model: ThreadedOfflineModel | None = None, timeout: float = 10.0) -> None:

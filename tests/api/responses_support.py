@@ -104,14 +104,3 @@ def assert_error_envelope(resp: httpx.Response, status: int, param: str | None =
     if param is not None:
         assert err["param"] == param, err
     return err
-
-
-def drain_script(model: Any) -> int:
-    """Unconsumed scripted replies on the shared offline model; cleared so one failing test cannot poison the next."""
-
-    def take() -> int:
-        n = len(model.model._script)
-        model.model._script.clear()
-        return n
-
-    return model.call(take)

@@ -13,16 +13,11 @@ import httpx
 import pytest
 
 from app.offline_model import Text
-from tests.api.chat_support import CHAT, chat_body, scripted, wait_idle
+from tests.api.chat_support import CHAT, chat_body, wait_idle
 from tests.api_harness import ApiServer, offline_env
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.codex
-
-
-@pytest.fixture
-def model(offline_model):
-    yield from scripted(offline_model)
 
 
 def first_content_then_close(api, body: dict, **headers: str) -> float:

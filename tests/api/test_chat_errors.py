@@ -16,21 +16,10 @@ import pytest
 from app.errors import LOGIN_HINT
 from app.offline_model import Disconnect, Fail, StreamError, Text
 from app.settings import default_codex_bin
-from tests.api.chat_support import CHAT, SseStream, chat_body, error_of, scripted, wait_idle
+from tests.api.chat_support import CHAT, SseStream, chat_body, error_of, wait_idle
 from tests.api_harness import ApiServer, offline_env
 
 pytestmark = pytest.mark.codex
-
-
-@pytest.fixture
-def model(offline_model):
-    yield from scripted(offline_model)
-
-
-@pytest.fixture
-def http(api):
-    with httpx.Client(base_url=api.base_url, headers=api.headers(), timeout=30) as client:
-        yield client
 
 
 # (reply, status, type, code, Retry-After expected)

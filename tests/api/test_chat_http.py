@@ -10,23 +10,12 @@ import httpx
 import pytest
 
 from app.offline_model import Text
-from tests.api.chat_support import CHAT, MODEL, SseStream, chat_body, error_of, scripted
+from tests.api.chat_support import CHAT, MODEL, SseStream, chat_body, error_of
 from tests.api_harness import ApiServer, offline_env
 
 pytestmark = pytest.mark.codex
 
 ALLOWED = "https://app.example.com"
-
-
-@pytest.fixture
-def model(offline_model):
-    yield from scripted(offline_model)
-
-
-@pytest.fixture
-def http(api):
-    with httpx.Client(base_url=api.base_url, headers=api.headers(), timeout=30) as client:
-        yield client
 
 
 @pytest.fixture(scope="module")

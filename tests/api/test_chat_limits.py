@@ -14,16 +14,11 @@ import httpx
 import pytest
 
 from app.offline_model import Hang, Text
-from tests.api.chat_support import CHAT, SseStream, chat_body, error_of, scripted, wait_idle
+from tests.api.chat_support import CHAT, SseStream, chat_body, error_of, wait_idle
 from tests.api_harness import ApiServer, offline_env
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.codex
-
-
-@pytest.fixture
-def model(offline_model):
-    yield from scripted(offline_model)
 
 
 def private_app(offline_model, tmp_path_factory, name: str, **env: str):

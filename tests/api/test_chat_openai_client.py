@@ -10,15 +10,10 @@ import openai
 import pytest
 
 from app.offline_model import Reasoning, Text, Usage
-from tests.api.chat_support import MODEL, scripted
+from tests.api.chat_support import MODEL
 from tests.api_harness import API_KEY
 
 pytestmark = pytest.mark.codex
-
-
-@pytest.fixture
-def model(offline_model):
-    yield from scripted(offline_model)
 
 
 @pytest.fixture

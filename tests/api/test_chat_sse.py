@@ -12,20 +12,9 @@ import httpx
 import pytest
 
 from app.offline_model import Text, Usage
-from tests.api.chat_support import CHAT, MODEL, SseStream, chat_body, scripted
+from tests.api.chat_support import CHAT, MODEL, SseStream, chat_body
 
 pytestmark = pytest.mark.codex
-
-
-@pytest.fixture
-def model(offline_model):
-    yield from scripted(offline_model)
-
-
-@pytest.fixture
-def http(api):
-    with httpx.Client(base_url=api.base_url, headers=api.headers(), timeout=30) as client:
-        yield client
 
 
 def stream(http: httpx.Client, body: dict, **headers: str) -> tuple[httpx.Response, SseStream]:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.api.responses_support import MODEL, assert_error_envelope, drain_script
+from tests.api.responses_support import MODEL, assert_error_envelope
 
 pytestmark = pytest.mark.codex
 
@@ -215,7 +215,7 @@ BODY = st.integers(0, 7).flatmap(lambda i: VALIDISH if i == 0 else WILD)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(body=BODY)
 def test_fuzzed_bodies_never_get_a_5xx(http, offline_model, body):
-    drain_script(offline_model)
+    offline_model.clear_script()
     resp = http.post("/v1/responses", content=json.dumps(body).encode(), headers={"content-type": "application/json"})
     event(f"status {resp.status_code}")
     assert resp.status_code < 500, (body, resp.status_code, resp.text[:500])

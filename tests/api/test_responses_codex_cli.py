@@ -18,17 +18,9 @@ import pytest
 
 from app.offline_model import Reasoning
 from app.settings import default_codex_bin
-from tests.api.responses_support import MODEL, drain_script
+from tests.api.responses_support import MODEL
 
 pytestmark = [pytest.mark.codex, pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def _script_consumed(offline_model):
-    """Every scripted reply must be used by its own test (the offline model is shared by the whole run)."""
-    drain_script(offline_model)
-    yield
-    assert drain_script(offline_model) == 0, "scripted replies left unconsumed"
 
 
 KEY_ENV = "CODEX_PROXY_TEST_KEY"

