@@ -8,6 +8,7 @@ No I/O here; the HTTP pipeline (app.api.pipeline) drives it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
 
 import msgspec
 
@@ -21,6 +22,7 @@ EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 SUMMARIES = ("auto", "concise", "detailed", "none")
 CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 TEXT_PARTS = ("text", "input_text", "output_text")
+MEDIA_PARTS = ("image_url", "input_image", "input_file", "input_audio")
 
 ResolverFn = Callable[[str], ResolvedModel | None]
 
@@ -114,11 +116,14 @@ def _turn(
     )
 
 
-# ---- chat completions --------------------------------------------------------------------------------------
+class _Part(Protocol):
+    type: str
+    text: str | None
 
 
-def _chat_text(msg: c.ChatMessage, i: int) -> str:
-    content = msg.content
+def content_text(content: str | Sequence[_Part] | None, param: str) -> str:
+    """A message's text: the string, or its text parts joined by newlines. Media parts are refused by name
+    (they are not supported yet); unknown part types are refused with the parameter path."""
     if content is None:
         return ""
     if isinstance(content, str):
@@ -127,11 +132,14 @@ def _chat_text(msg: c.ChatMessage, i: int) -> str:
     for j, part in enumerate(content):
         if part.type in TEXT_PARTS and part.text is not None:
             texts.append(part.text)
-        elif part.type == "image_url":
-            raise RequestInvalid("image content is not supported by this server yet", f"messages[{i}].content[{j}]")
+        elif part.type in MEDIA_PARTS:
+            raise RequestInvalid(f"{part.type} content is not supported by this server yet", f"{param}[{j}]")
         else:
-            raise RequestInvalid(f"unsupported content part type {part.type!r}", f"messages[{i}].content[{j}].type")
+            raise RequestInvalid(f"unsupported content part type {part.type!r}", f"{param}[{j}].type")
     return "\n".join(texts)
+
+
+# ---- chat completions --------------------------------------------------------------------------------------
 
 
 def plan_chat(
@@ -170,7 +178,7 @@ def plan_chat(
             raise RequestInvalid(
                 f"unsupported role {msg.role!r}; supported roles are: {', '.join(CHAT_ROLES)}", f"messages[{i}].role"
             )
-        text = _chat_text(msg, i)
+        text = content_text(msg.content, f"messages[{i}].content")
         if msg.role in ("system", "developer"):
             system.append(text)
         elif msg.role == "assistant":
@@ -225,23 +233,6 @@ def plan_completion(req: c.CompletionRequest, resolver: ResolverFn, *, default_s
 RESPONSE_ROLES = ("user", "assistant", "system", "developer")
 
 
-def _responses_text(item: r.InputItem, i: int) -> str:
-    content = item.content
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    texts = []
-    for j, part in enumerate(content):
-        if part.type in TEXT_PARTS and part.text is not None:
-            texts.append(part.text)
-        elif part.type in ("input_image", "input_file", "input_audio"):
-            raise RequestInvalid(f"{part.type} content is not supported by this server yet", f"input[{i}].content[{j}]")
-        else:
-            raise RequestInvalid(f"unsupported content part type {part.type!r}", f"input[{i}].content[{j}].type")
-    return "\n".join(texts)
-
-
 def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_client_system_prompt: bool) -> TurnPlan:
     if req.messages is not None:
         raise RequestInvalid("messages is not supported for /v1/responses; send the conversation as input", "messages")
@@ -291,7 +282,7 @@ def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_clie
                     f"unsupported role {item.role!r}; supported roles are: {', '.join(RESPONSE_ROLES)}",
                     f"input[{i}].role",
                 )
-            text = _responses_text(item, i)
+            text = content_text(item.content, f"input[{i}].content")
             if item.role in ("system", "developer"):
                 system.append(text)
             else:

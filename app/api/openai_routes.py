@@ -2,39 +2,73 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from litestar import Request, Response, get, head, post
 from litestar.datastructures import State
 
 from app import translate as t
 from app.api.context import ApiContext
-from app.api.pipeline import ChatFormat, CompletionsFormat, ResponsesFormat, decode_body, execute, plan_or_error
+from app.api.pipeline import (
+    ChatFormat,
+    CompletionsFormat,
+    ResponsesFormat,
+    WireFormat,
+    decode_body,
+    execute,
+    plan_or_error,
+)
 from app.errors import ApiError, model_not_found
 from app.openai.chat import ChatCompletionRequest, CompletionRequest
 from app.openai.models import Model, ModelList
 from app.openai.responses import ResponsesRequest
 
 JSON = "application/json"
+B = TypeVar("B")
 
 
 def _ctx(state: State) -> ApiContext:
     return state.api
 
 
-@post("/v1/chat/completions", status_code=200)
-async def chat_completions(request: Request, state: State) -> Response[Any]:
+async def _generate(
+    request: Request,
+    state: State,
+    body_type: type[B],
+    plan: Callable[[B, ApiContext], t.TurnPlan],
+    wire: Callable[[t.TurnPlan], WireFormat],
+) -> Response[Any]:
+    """The one generation path: auth → decode → plan (validation) → execute in the request's wire format."""
     ctx = _ctx(state)
     ctx.authenticate(request)
-    body = decode_body(await request.body(), ChatCompletionRequest)
-    plan = plan_or_error(
-        t.plan_chat,
+    body = decode_body(await request.body(), body_type)
+    planned = plan_or_error(plan, body, ctx)
+    return await execute(ctx, request, planned, wire(planned))
+
+
+def _plan_chat(body: ChatCompletionRequest, ctx: ApiContext) -> t.TurnPlan:
+    return t.plan_chat(
         body,
         ctx.resolve_model,
         ignore_client_system_prompt=ctx.settings.ignore_client_system_prompt,
         default_stream=False,
     )
-    return await execute(ctx, request, plan, ChatFormat(plan))
+
+
+def _plan_completion(body: CompletionRequest, ctx: ApiContext) -> t.TurnPlan:
+    return t.plan_completion(body, ctx.resolve_model, default_stream=False)
+
+
+def _plan_responses(body: ResponsesRequest, ctx: ApiContext) -> t.TurnPlan:
+    return t.plan_responses(
+        body, ctx.resolve_model, ignore_client_system_prompt=ctx.settings.ignore_client_system_prompt
+    )
+
+
+@post("/v1/chat/completions", status_code=200)
+async def chat_completions(request: Request, state: State) -> Response[Any]:
+    return await _generate(request, state, ChatCompletionRequest, _plan_chat, ChatFormat)
 
 
 @head("/v1/chat/completions", status_code=200)
@@ -45,22 +79,12 @@ async def chat_completions_head(request: Request, state: State) -> Response[None
 
 @post("/v1/completions", status_code=200)
 async def completions(request: Request, state: State) -> Response[Any]:
-    ctx = _ctx(state)
-    ctx.authenticate(request)
-    body = decode_body(await request.body(), CompletionRequest)
-    plan = plan_or_error(t.plan_completion, body, ctx.resolve_model, default_stream=False)
-    return await execute(ctx, request, plan, CompletionsFormat(plan))
+    return await _generate(request, state, CompletionRequest, _plan_completion, CompletionsFormat)
 
 
 @post("/v1/responses", status_code=200)
 async def responses(request: Request, state: State) -> Response[Any]:
-    ctx = _ctx(state)
-    ctx.authenticate(request)
-    body = decode_body(await request.body(), ResponsesRequest)
-    plan = plan_or_error(
-        t.plan_responses, body, ctx.resolve_model, ignore_client_system_prompt=ctx.settings.ignore_client_system_prompt
-    )
-    return await execute(ctx, request, plan, ResponsesFormat(plan))
+    return await _generate(request, state, ResponsesRequest, _plan_responses, ResponsesFormat)
 
 
 @head("/v1/responses", status_code=200)

@@ -305,12 +305,10 @@ async def _collect(session: TurnSession, fmt: WireFormat, *, idle: float, deadli
     try:
         async with contextlib.aclosing(paced(session, keepalive=None, idle=idle, deadline=deadline)) as events:
             async for event in events:
-                if isinstance(event, TextDelta):
-                    fmt.text(event.text)
-                elif isinstance(event, ReasoningDelta):
-                    fmt.reasoning(event.text)
-                elif isinstance(event, TurnFinished):
+                if isinstance(event, TurnFinished):
                     finished = event
+                else:
+                    _frames(fmt, event)  # accumulates the text; the frames themselves are not sent
     except TurnFailed as exc:
         return error_response(from_codex(exc.error))
     except ApiError as exc:  # timeouts: answer now, the turn is cleaned up after the response
@@ -322,6 +320,18 @@ async def _collect(session: TurnSession, fmt: WireFormat, *, idle: float, deadli
     return Response(ENCODER.encode(fmt.body(finished)), media_type="application/json", status_code=200)
 
 
+def _frames(fmt: WireFormat, event: TextDelta | ReasoningDelta | TurnFinished | None) -> list[bytes]:
+    """The wire frames for one paced event (the format also accumulates the text for the final object)."""
+    if event is None:
+        return [KEEPALIVE]
+    if isinstance(event, TextDelta):
+        return fmt.text(event.text)
+    if isinstance(event, ReasoningDelta):
+        return fmt.reasoning(event.text)
+    failure = _failure(event)
+    return fmt.failure(failure) if failure else fmt.closing(event)
+
+
 async def _stream(
     ctx: ApiContext, session: TurnSession, fmt: WireFormat, *, keepalive: float | None, idle: float, deadline: float
 ) -> AsyncIterator[bytes]:
@@ -330,23 +340,10 @@ async def _stream(
             yield frame
         async with contextlib.aclosing(paced(session, keepalive=keepalive, idle=idle, deadline=deadline)) as events:
             async for event in events:
-                if event is None:
-                    yield KEEPALIVE
-                elif isinstance(event, TextDelta):
-                    for frame in fmt.text(event.text):
-                        yield frame
-                elif isinstance(event, ReasoningDelta):
-                    for frame in fmt.reasoning(event.text):
-                        yield frame
-                elif isinstance(event, TurnFinished):
-                    failure = _failure(event)
-                    for frame in fmt.failure(failure) if failure else fmt.closing(event):
-                        yield frame
-    except ApiError as exc:
-        for frame in fmt.failure(exc):
-            yield frame
-    except TurnFailed as exc:
-        for frame in fmt.failure(from_codex(exc.error)):
+                for frame in _frames(fmt, event):
+                    yield frame
+    except (ApiError, TurnFailed) as exc:
+        for frame in fmt.failure(exc if isinstance(exc, ApiError) else from_codex(exc.error)):
             yield frame
     finally:
         # The SSE slot is the client's: free it before the (up to seconds-long) interrupt + unsubscribe, in the

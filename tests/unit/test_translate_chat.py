@@ -143,9 +143,16 @@ INVALID = [
     pytest.param(
         base(messages=[{"role": "user", "content": [{"type": "input_audio"}]}]),
         400,
-        "messages[0].content[0].type",
+        "messages[0].content[0]",
         "invalid_value",
         id="audio-part",
+    ),
+    pytest.param(
+        base(messages=[{"role": "user", "content": [{"type": "hologram", "text": "x"}]}]),
+        400,
+        "messages[0].content[0].type",
+        "invalid_value",
+        id="unknown-part",
     ),
 ]
 
