@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from litestar import Litestar
 
-from app.api import health, openai_routes
+from app.api import health, metrics, openai_routes
 from app.api.context import ApiContext
 from app.api.edge import EdgeMiddleware
 from app.errors import EXCEPTION_HANDLERS
@@ -37,6 +37,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     routes = [*health.ROUTES, *openai_routes.ROUTES]
     if settings.enable_responses:
         routes += openai_routes.RESPONSES_ROUTES
+    if settings.enable_metrics:
+        routes += metrics.ROUTES
     app = Litestar(
         route_handlers=routes,
         lifespan=[lifespan],
@@ -49,6 +51,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # The edge middleware wraps Litestar's whole handler (not the route middleware stack), so responses that
     # routing itself produces — unknown path 404, wrong method 405 — also get the request id and CORS headers.
     app.asgi_handler = EdgeMiddleware(
-        app.asgi_handler, cors_enabled=settings.enable_cors, allowed_origins=settings.cors_allowed_origins
+        app.asgi_handler,
+        cors_enabled=settings.enable_cors,
+        allowed_origins=settings.cors_allowed_origins,
+        observe=ctx.metrics.observe_request,
     )
     return app

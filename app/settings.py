@@ -81,6 +81,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sse_max_concurrency: int = 64
     usage_grace_ms: int = 250
 
+    # Operations.
+    enable_metrics: bool = True
+    metrics_token: str = ""
+
     # CORS in the app (Traefik and the Worker enforce the same allowlist at the edge).
     enable_cors: bool = True
     cors_allowed_origins: tuple[str, ...] = ("*",)
@@ -131,6 +135,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             sse_keepalive_ms=_int(e, "PROXY_SSE_KEEPALIVE_MS", 15000, lo=0),
             sse_max_concurrency=_int(e, "PROXY_SSE_MAX_CONCURRENCY", 64, lo=0),
             usage_grace_ms=_int(e, "PROXY_USAGE_GRACE_MS", 250, lo=0),
+            enable_metrics=_bool(e, "PROXY_ENABLE_METRICS", True),
+            metrics_token=e.get("PROXY_METRICS_TOKEN", ""),
             enable_cors=_bool(e, "PROXY_ENABLE_CORS", True),
             cors_allowed_origins=_list(e, "PROXY_CORS_ALLOWED_ORIGINS", ("*",)),
         )

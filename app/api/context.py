@@ -8,6 +8,7 @@ from pathlib import Path
 from litestar import Request
 
 from app import model_ids
+from app.api.metrics_store import Metrics
 from app.backend import ModelBackend
 from app.errors import ApiError, unauthorized
 from app.model_ids import ResolvedModel
@@ -45,6 +46,7 @@ class ApiContext:
         self.keys = KeyStore(settings.api_key or None, keys_file)
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self.streams = StreamGuard(settings.sse_max_concurrency)
+        self.metrics = Metrics()
 
     def authenticate(self, request: Request) -> str:
         """Defence in depth behind authd: the same key set, compared in constant time. Returns the key name."""

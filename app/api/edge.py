@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -54,11 +54,26 @@ def cors_headers(
     return headers
 
 
+def _route_template(scope: Scope) -> str:
+    """The matched route's path template (bounded label set), or `unmatched`; never the raw client path."""
+    handler = scope.get("route_handler")
+    paths = sorted(getattr(handler, "paths", ()) or ())
+    return paths[0] if paths else "unmatched"
+
+
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, cors_enabled: bool, allowed_origins: Sequence[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        cors_enabled: bool,
+        allowed_origins: Sequence[str],
+        observe: Callable[[str, str, int, float], None] | None = None,
+    ) -> None:
         self.app = app
         self.cors_enabled = cors_enabled
         self.allowed = tuple(allowed_origins)
+        self.observe = observe
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -93,6 +108,8 @@ class EdgeMiddleware:
             await self.app(scope, receive, send_with_headers)
         finally:
             self._log(scope, status_holder[0], started, request_id)
+            if self.observe is not None:
+                self.observe(_route_template(scope), method, status_holder[0], time.monotonic() - started)
 
     @staticmethod
     def _log(scope: Scope, status: int, started: float, request_id: str) -> None:

@@ -262,7 +262,7 @@ async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: Wire
     deadline = time.monotonic() + s.request_timeout_ms / 1000
     if not plan.stream:
         try:
-            response = await _collect(session, fmt, idle=s.idle_timeout_ms / 1000, deadline=deadline)
+            response = await _collect(ctx, session, fmt, idle=s.idle_timeout_ms / 1000, deadline=deadline)
         except BaseException:
             await session.__aexit__(None, None, None)
             raise
@@ -300,7 +300,9 @@ def _mapped(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _collect(session: TurnSession, fmt: WireFormat, *, idle: float, deadline: float) -> Response[Any]:
+async def _collect(
+    ctx: ApiContext, session: TurnSession, fmt: WireFormat, *, idle: float, deadline: float
+) -> Response[Any]:
     finished: TurnFinished | None = None
     try:
         async with contextlib.aclosing(paced(session, keepalive=None, idle=idle, deadline=deadline)) as events:
@@ -308,19 +310,22 @@ async def _collect(session: TurnSession, fmt: WireFormat, *, idle: float, deadli
                 if isinstance(event, TurnFinished):
                     finished = event
                 else:
-                    _frames(fmt, event)  # accumulates the text; the frames themselves are not sent
+                    _event_frames(fmt, event)  # accumulates the text; the frames themselves are not sent
     except TurnFailed as exc:
+        ctx.metrics.observe_turn("worker_lost", None)
         return error_response(from_codex(exc.error))
     except ApiError as exc:  # timeouts: answer now, the turn is cleaned up after the response
+        ctx.metrics.observe_turn("timeout", None)
         return error_response(exc)
     assert finished is not None
     failure = _failure(finished)
+    ctx.metrics.observe_turn("failed" if failure else finished.status, finished.usage)
     if failure is not None:
         return error_response(failure)
     return Response(ENCODER.encode(fmt.body(finished)), media_type="application/json", status_code=200)
 
 
-def _frames(fmt: WireFormat, event: TextDelta | ReasoningDelta | TurnFinished | None) -> list[bytes]:
+def _event_frames(fmt: WireFormat, event: TextDelta | ReasoningDelta | TurnFinished | None) -> list[bytes]:
     """The wire frames for one paced event (the format also accumulates the text for the final object)."""
     if event is None:
         return [KEEPALIVE]
@@ -335,17 +340,25 @@ def _frames(fmt: WireFormat, event: TextDelta | ReasoningDelta | TurnFinished | 
 async def _stream(
     ctx: ApiContext, session: TurnSession, fmt: WireFormat, *, keepalive: float | None, idle: float, deadline: float
 ) -> AsyncIterator[bytes]:
+    outcome = "cancelled"  # unless the stream reaches an end of its own: the client went away
     try:
         for frame in fmt.opening():
             yield frame
         async with contextlib.aclosing(paced(session, keepalive=keepalive, idle=idle, deadline=deadline)) as events:
             async for event in events:
-                for frame in _frames(fmt, event):
+                if isinstance(event, TurnFinished):
+                    outcome = "failed" if _failure(event) else event.status
+                    ctx.metrics.observe_turn(outcome, event.usage)
+                for frame in _event_frames(fmt, event):
                     yield frame
     except (ApiError, TurnFailed) as exc:
+        outcome = "timeout" if isinstance(exc, ApiError) else "worker_lost"
+        ctx.metrics.observe_turn(outcome, None)
         for frame in fmt.failure(exc if isinstance(exc, ApiError) else from_codex(exc.error)):
             yield frame
     finally:
+        if outcome == "cancelled":
+            ctx.metrics.observe_turn(outcome, None)
         # The SSE slot is the client's: free it before the (up to seconds-long) interrupt + unsubscribe, in the
         # same step as the in-flight gauge drops, so a client that saw the gauge at 0 is not refused with a 429.
         ctx.streams.release()

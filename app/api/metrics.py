@@ -1,0 +1,84 @@
+"""`GET /metrics`: Prometheus text for operators (loopback, or a separate bearer token).
+
+Counters are kept in plain dicts owned by the app (one process, one event loop: no locks needed). Labels are
+bounded by construction — route templates, methods, status families, token kinds — never client strings such
+as the requested model id (the old implementation's cardinality defect).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from litestar import Request, Response, get
+from litestar.datastructures import State
+
+from app.api.metrics_store import Metrics
+from app.errors import ApiError
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _line(name: str, value: float, **labels: str) -> str:
+    if labels:
+        inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        return f"{name}{{{inner}}} {value}"
+    return f"{name} {value}"
+
+
+def render(state: State) -> str:
+    ctx = state.api
+    m: Metrics = ctx.metrics
+    backend = ctx.backend
+    pool = backend.pool
+    out = [
+        "# HELP codex_http_requests_total HTTP requests by route template, method and status family.",
+        "# TYPE codex_http_requests_total counter",
+        *(_line("codex_http_requests_total", n, route=r, method=me, status=s) for (r, me, s), n in m.requests.items()),
+        "# HELP codex_http_request_seconds_sum Time spent answering, by route template.",
+        "# TYPE codex_http_request_seconds_sum counter",
+        *(_line("codex_http_request_seconds_sum", round(v, 6), route=r) for r, v in m.duration_sum.items()),
+        "# HELP codex_turns_total Codex turns by outcome.",
+        "# TYPE codex_turns_total counter",
+        *(_line("codex_turns_total", n, outcome=o) for o, n in m.turns.items()),
+        "# HELP codex_tokens_total Tokens Codex reported, by kind.",
+        "# TYPE codex_tokens_total counter",
+        *(_line("codex_tokens_total", n, kind=k) for k, n in m.tokens.items()),
+        "# HELP codex_turns_in_flight Turns running now.",
+        "# TYPE codex_turns_in_flight gauge",
+        _line("codex_turns_in_flight", backend.in_flight.value),
+        "# HELP codex_sse_streams_active Open SSE responses.",
+        "# TYPE codex_sse_streams_active gauge",
+        _line("codex_sse_streams_active", ctx.streams.active),
+        "# HELP codex_workers_ready app-server workers that are ready.",
+        "# TYPE codex_workers_ready gauge",
+        _line("codex_workers_ready", pool.ready_count if pool else 0),
+        "# HELP codex_worker_restarts_total app-server restarts since start.",
+        "# TYPE codex_worker_restarts_total counter",
+        _line("codex_worker_restarts_total", sum(w.restarts for w in pool.workers) if pool else 0),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _allowed(request: Request, token: str) -> bool:
+    if token:
+        header = request.headers.get("authorization", "")
+        if hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
+            return True
+    host = request.client.host if request.client else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@get("/metrics", sync_to_thread=False)
+def metrics(request: Request, state: State) -> Response[str]:
+    if not _allowed(request, state.api.settings.metrics_token):
+        raise ApiError(
+            403, "metrics are served to loopback or with PROXY_METRICS_TOKEN", type="permission_error", code="forbidden"
+        )
+    return Response(render(state), media_type=CONTENT_TYPE)
+
+
+ROUTES = [metrics]
