@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from litestar import Litestar
 
-from app.api import health, metrics, openai_routes
+from app.api import health, metrics, openai_routes, usage_routes
 from app.api.context import ApiContext
 from app.api.edge import EdgeMiddleware
 from app.errors import EXCEPTION_HANDLERS
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await ctx.backend.stop()
 
-    routes = [*health.ROUTES, *openai_routes.ROUTES]
+    routes = [*health.ROUTES, *openai_routes.ROUTES, *usage_routes.ROUTES]
     if settings.enable_responses:
         routes += openai_routes.RESPONSES_ROUTES
     if settings.enable_metrics:

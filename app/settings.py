@@ -82,6 +82,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     usage_grace_ms: int = 250
 
     # Operations.
+    usage_log: str | None = None
     enable_metrics: bool = True
     metrics_token: str = ""
 
@@ -135,6 +136,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             sse_keepalive_ms=_int(e, "PROXY_SSE_KEEPALIVE_MS", 15000, lo=0),
             sse_max_concurrency=_int(e, "PROXY_SSE_MAX_CONCURRENCY", 64, lo=0),
             usage_grace_ms=_int(e, "PROXY_USAGE_GRACE_MS", 250, lo=0),
+            usage_log=e.get("PROXY_USAGE_LOG") or None,
             enable_metrics=_bool(e, "PROXY_ENABLE_METRICS", True),
             metrics_token=e.get("PROXY_METRICS_TOKEN", ""),
             enable_cors=_bool(e, "PROXY_ENABLE_CORS", True),
@@ -152,6 +154,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         if self.env == "prod" and self.api_key == DEV_API_KEY:
             raise ConfigError("PROXY_ENV=prod refuses the built-in dev PROXY_API_KEY; set a real secret")
+
+    @property
+    def usage_log_path(self) -> Path:
+        """The usage NDJSON file: configured, or inside the private Codex home."""
+        return Path(self.usage_log).expanduser().resolve() if self.usage_log else self.codex_home_path / "usage.ndjson"
 
     def workdir(self) -> Path:
         """The children's cwd: configured, or a private (0700) temp dir made once per process."""

@@ -13,6 +13,7 @@ from app.backend import ModelBackend
 from app.errors import ApiError, unauthorized
 from app.model_ids import ResolvedModel
 from app.settings import Settings
+from app.usage import UsageLog
 from authd.keys import KeyStore, parse_bearer
 
 
@@ -47,6 +48,7 @@ class ApiContext:
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self.streams = StreamGuard(settings.sse_max_concurrency)
         self.metrics = Metrics()
+        self.usage = UsageLog(settings.usage_log_path)
 
     def authenticate(self, request: Request) -> str:
         """Defence in depth behind authd: the same key set, compared in constant time. Returns the key name."""

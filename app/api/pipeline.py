@@ -23,11 +23,12 @@ from litestar.response import Stream
 from app import translate as t
 from app.api.context import ApiContext
 from app.codex.pool import PoolBusy, PoolNotReady
-from app.codex.turn import ReasoningDelta, TextDelta, TurnFailed, TurnFinished, TurnSession
+from app.codex.turn import ReasoningDelta, TextDelta, TurnFailed, TurnFinished, TurnSession, Usage
 from app.errors import ApiError, error_response, from_codex, timeout_error
 from app.openai import chat as c
 from app.openai import responses as r
 from app.openai.errors import ErrorDetail
+from app.usage import UsageRecord
 
 T = TypeVar("T")
 ENCODER = msgspec.json.Encoder()
@@ -233,6 +234,45 @@ def _failure(finished: TurnFinished) -> ApiError | None:
     return ApiError(502, "The turn was interrupted before it completed.", type="server_error", code="turn_interrupted")
 
 
+class TurnRecorder:
+    """Records one request's outcome exactly once: the metrics counters and a usage log line."""
+
+    def __init__(self, ctx: ApiContext, request: Request, plan: t.TurnPlan) -> None:
+        state = request.scope.get("state", {})
+        self.ctx = ctx
+        self.started = time.monotonic()
+        self.route = request.url.path
+        self.request_id = state.get("request_id", "")
+        self.key = state.get("auth_user", "")
+        self.model = plan.requested_model[:64]
+        self.stream = plan.stream
+        self.done = False
+
+    def finish(self, outcome: str, usage: Usage | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.ctx.metrics.observe_turn(outcome, usage)
+        u = usage or Usage()
+        self.ctx.usage.append(
+            UsageRecord(
+                ts=int(time.time() * 1000),
+                request_id=self.request_id,
+                route=self.route,
+                model=self.model,
+                key=self.key,
+                stream=self.stream,
+                outcome=outcome,
+                duration_ms=int((time.monotonic() - self.started) * 1000),
+                input_tokens=u.input_tokens,
+                cached_input_tokens=u.cached_input_tokens,
+                output_tokens=u.output_tokens,
+                reasoning_tokens=u.reasoning_output_tokens,
+                total_tokens=u.total_tokens,
+            )
+        )
+
+
 async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: WireFormat) -> Response[Any]:
     s = ctx.settings
     pool = ctx.backend.pool
@@ -262,7 +302,9 @@ async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: Wire
     deadline = time.monotonic() + s.request_timeout_ms / 1000
     if not plan.stream:
         try:
-            response = await _collect(ctx, session, fmt, idle=s.idle_timeout_ms / 1000, deadline=deadline)
+            response = await _collect(
+                TurnRecorder(ctx, request, plan), session, fmt, idle=s.idle_timeout_ms / 1000, deadline=deadline
+            )
         except BaseException:
             await session.__aexit__(None, None, None)
             raise
@@ -272,7 +314,15 @@ async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: Wire
     keepalive = (
         s.sse_keepalive_ms / 1000 if s.sse_keepalive_ms and request.headers.get("x-no-keepalive") != "1" else None
     )
-    body = _stream(ctx, session, fmt, keepalive=keepalive, idle=s.stream_idle_timeout_ms / 1000, deadline=deadline)
+    body = _stream(
+        ctx,
+        TurnRecorder(ctx, request, plan),
+        session,
+        fmt,
+        keepalive=keepalive,
+        idle=s.stream_idle_timeout_ms / 1000,
+        deadline=deadline,
+    )
     return Stream(body, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
@@ -301,7 +351,7 @@ def _mapped(exc: BaseException) -> BaseException:
 
 
 async def _collect(
-    ctx: ApiContext, session: TurnSession, fmt: WireFormat, *, idle: float, deadline: float
+    recorder: TurnRecorder, session: TurnSession, fmt: WireFormat, *, idle: float, deadline: float
 ) -> Response[Any]:
     finished: TurnFinished | None = None
     try:
@@ -312,14 +362,14 @@ async def _collect(
                 else:
                     _event_frames(fmt, event)  # accumulates the text; the frames themselves are not sent
     except TurnFailed as exc:
-        ctx.metrics.observe_turn("worker_lost", None)
+        recorder.finish("worker_lost", None)
         return error_response(from_codex(exc.error))
     except ApiError as exc:  # timeouts: answer now, the turn is cleaned up after the response
-        ctx.metrics.observe_turn("timeout", None)
+        recorder.finish("timeout", None)
         return error_response(exc)
     assert finished is not None
     failure = _failure(finished)
-    ctx.metrics.observe_turn("failed" if failure else finished.status, finished.usage)
+    recorder.finish("failed" if failure else finished.status, finished.usage)
     if failure is not None:
         return error_response(failure)
     return Response(ENCODER.encode(fmt.body(finished)), media_type="application/json", status_code=200)
@@ -338,7 +388,14 @@ def _event_frames(fmt: WireFormat, event: TextDelta | ReasoningDelta | TurnFinis
 
 
 async def _stream(
-    ctx: ApiContext, session: TurnSession, fmt: WireFormat, *, keepalive: float | None, idle: float, deadline: float
+    ctx: ApiContext,
+    recorder: TurnRecorder,
+    session: TurnSession,
+    fmt: WireFormat,
+    *,
+    keepalive: float | None,
+    idle: float,
+    deadline: float,
 ) -> AsyncIterator[bytes]:
     outcome = "cancelled"  # unless the stream reaches an end of its own: the client went away
     try:
@@ -348,17 +405,16 @@ async def _stream(
             async for event in events:
                 if isinstance(event, TurnFinished):
                     outcome = "failed" if _failure(event) else event.status
-                    ctx.metrics.observe_turn(outcome, event.usage)
+                    recorder.finish(outcome, event.usage)
                 for frame in _event_frames(fmt, event):
                     yield frame
     except (ApiError, TurnFailed) as exc:
         outcome = "timeout" if isinstance(exc, ApiError) else "worker_lost"
-        ctx.metrics.observe_turn(outcome, None)
+        recorder.finish(outcome, None)
         for frame in fmt.failure(exc if isinstance(exc, ApiError) else from_codex(exc.error)):
             yield frame
     finally:
-        if outcome == "cancelled":
-            ctx.metrics.observe_turn(outcome, None)
+        recorder.finish(outcome, None)  # no-op unless nothing above recorded: the client went away
         # The SSE slot is the client's: free it before the (up to seconds-long) interrupt + unsubscribe, in the
         # same step as the in-flight gauge drops, so a client that saw the gauge at 0 is not refused with a 429.
         ctx.streams.release()

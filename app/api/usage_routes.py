@@ -1,0 +1,41 @@
+"""`GET /v1/usage` (sums over a time range, by model and key, optional hour/day buckets) and `/v1/usage/raw`."""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from litestar import Request, get
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from app.errors import bad_request
+from app.usage import UsageEvents, UsageSummary, parse_time
+
+
+@get("/v1/usage", sync_to_thread=True)
+def usage(
+    request: Request,
+    state: State,
+    start: str | None = None,
+    end: str | None = None,
+    group: Literal["hour", "day"] | None = None,
+) -> UsageSummary:
+    ctx = state.api
+    ctx.authenticate(request)
+    try:
+        start_ms = parse_time(start, 0)
+        end_ms = parse_time(end, int(time.time() * 1000) + 1)
+    except ValueError:
+        raise bad_request("start and end are epoch milliseconds or ISO 8601 times", "start") from None
+    return ctx.usage.summary(start_ms, end_ms, group)
+
+
+@get("/v1/usage/raw", sync_to_thread=True)
+def usage_raw(request: Request, state: State, limit: int = Parameter(default=200, ge=1, le=10000)) -> UsageEvents:
+    ctx = state.api
+    ctx.authenticate(request)
+    return UsageEvents(data=ctx.usage.tail(limit))
+
+
+ROUTES = [usage, usage_raw]
