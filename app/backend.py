@@ -66,6 +66,7 @@ class ModelBackend:
             healthy_reset=s.worker_healthy_reset_ms / 1000,
             crash_loop_failures=s.worker_crash_loop_failures,
             shutdown_grace=s.worker_shutdown_grace_ms / 1000,
+            max_turns=s.worker_max_turns,
         )
         self.pool = WorkerPool(config, preflight=self._preflight)
         await self.pool.start()

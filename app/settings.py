@@ -69,6 +69,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_crash_loop_failures: int = 5
     worker_shutdown_grace_ms: int = 3000
     worker_overload_retries: int = 3
+    worker_max_turns: int = 1000
 
     # Requests.
     enable_responses: bool = True
@@ -127,6 +128,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             worker_crash_loop_failures=_int(e, "WORKER_CRASH_LOOP_FAILURES", 5, lo=1),
             worker_shutdown_grace_ms=_int(e, "WORKER_SHUTDOWN_GRACE_MS", 3000, lo=0),
             worker_overload_retries=_int(e, "WORKER_OVERLOAD_RETRIES", 3, lo=0),
+            worker_max_turns=_int(e, "WORKER_MAX_TURNS", 1000, lo=0),
             enable_responses=_bool(e, "PROXY_ENABLE_RESPONSES", True),
             ignore_client_system_prompt=_bool(e, "PROXY_IGNORE_CLIENT_SYSTEM_PROMPT", True),
             max_body_bytes=_int(e, "PROXY_MAX_BODY_BYTES", 16 * 1024 * 1024, lo=1024),

@@ -65,6 +65,8 @@ class WorkerStatus(msgspec.Struct):
     pid: int | None
     in_flight: int
     restarts: int
+    recycles: int
+    turns_served: int
     consecutive_failures: int
     next_restart_delay_ms: int
     last_ready_at: float | None
@@ -89,6 +91,11 @@ class Worker:
         self.last_exit: WorkerExit | None = None
         self.hung = asyncio.Event()
         self.hung_reason = ""
+        self.recycle = asyncio.Event()
+        self.recycles = 0
+        self.turns_served = 0  # in this child's life
+
+    draining = False  # set per life: takes no new turns, is recycled once its last turn ends
 
     @property
     def ready(self) -> bool:
@@ -103,6 +110,8 @@ class Worker:
             pid=self.transport.pid if self.transport and self.transport.returncode is None else None,
             in_flight=self.in_flight,
             restarts=self.restarts,
+            recycles=self.recycles,
+            turns_served=self.turns_served,
             consecutive_failures=self.consecutive_failures,
             next_restart_delay_ms=int(self.next_delay * 1000),
             last_ready_at=self.last_ready_at,
@@ -126,6 +135,7 @@ class PoolConfig(msgspec.Struct, frozen=True, kw_only=True):
     healthy_reset: float = 30.0
     crash_loop_failures: int = 5
     shutdown_grace: float = 3.0
+    max_turns: int = 0  # recycle a worker after this many turns (0 = never)
 
 
 class Lease:
@@ -145,6 +155,8 @@ class Lease:
         if not self._released:
             self._released = True
             self.worker.in_flight -= 1
+            if self.worker.draining and self.worker.in_flight == 0:
+                self.worker.recycle.set()
             self.pool._wake()
 
 
@@ -193,6 +205,9 @@ class WorkerPool:
                 raise
             if self._stopping:
                 break
+            if worker.recycle.is_set():
+                worker.recycles += 1
+                continue  # a planned restart: no failure, no backoff
             if ready_since is not None and time.monotonic() - ready_since >= self.config.healthy_reset:
                 worker.consecutive_failures = 0
                 delays = backoff_delays(self.config.backoff_initial, self.config.backoff_max)
@@ -223,6 +238,9 @@ class WorkerPool:
     async def _run_once(self, worker: Worker) -> float | None:
         """One life of a worker. Returns when the child is gone; the monotonic time it became ready, if it did."""
         worker.hung = asyncio.Event()
+        worker.recycle = asyncio.Event()
+        worker.draining = False
+        worker.turns_served = 0
         worker.state, worker.reason = "starting", "worker_launching"
         problem = self.preflight() if self.preflight else None
         if problem:
@@ -264,13 +282,16 @@ class WorkerPool:
             await self._notify_change()
             closed = asyncio.create_task(client.closed.wait())
             hung = asyncio.create_task(worker.hung.wait())
+            recycle = asyncio.create_task(worker.recycle.wait())
             probe = asyncio.create_task(self._probe(client))
             try:
-                await asyncio.wait({closed, hung}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({closed, hung, recycle}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (closed, hung, probe):
+                for task in (closed, hung, recycle, probe):
                     task.cancel()
-                await asyncio.gather(closed, hung, probe, return_exceptions=True)
+                await asyncio.gather(closed, hung, recycle, probe, return_exceptions=True)
+            if worker.recycle.is_set():
+                logger.info("codex worker %d served %d turns: recycling it", worker.index, worker.turns_served)
             if worker.hung.is_set():
                 logger.error("codex worker %d hung (%s): killing it", worker.index, worker.hung_reason)
                 transport.kill()
@@ -280,7 +301,12 @@ class WorkerPool:
         finally:
             worker.state = "restarting" if not self._stopping else "stopped"
             await self._teardown(worker)
-        reason = worker.hung_reason if worker.hung.is_set() else (client.close_reason or transport.describe_exit())
+        if worker.recycle.is_set():
+            reason = f"recycled after {worker.turns_served} turns"
+        elif worker.hung.is_set():
+            reason = worker.hung_reason
+        else:
+            reason = client.close_reason or transport.describe_exit()
         worker.last_exit = WorkerExit(at=time.time(), code=transport.returncode, reason=reason)
         if not self._stopping:
             worker.reason = "worker_exit"
@@ -336,7 +362,9 @@ class WorkerPool:
 
     def _pick(self, exclude: Sequence[Worker]) -> Worker | None:
         candidates = [
-            w for w in self.workers if w.ready and w not in exclude and w.in_flight < self.config.max_concurrency
+            w
+            for w in self.workers
+            if w.ready and not w.draining and w not in exclude and w.in_flight < self.config.max_concurrency
         ]
         if not candidates:
             return None
@@ -352,6 +380,9 @@ class WorkerPool:
                 worker = self._pick(exclude)
                 if worker is not None and worker.client is not None:
                     worker.in_flight += 1
+                    worker.turns_served += 1
+                    if self.config.max_turns and worker.turns_served >= self.config.max_turns:
+                        worker.draining = True  # this is its last turn; recycled when it ends
                     return Lease(self, worker, worker.client)
                 remaining = deadline - time.monotonic()
                 if all(w.state in DOWN for w in self.workers if w not in exclude):

@@ -120,3 +120,20 @@ async def test_shutdown_leaves_no_child_processes(model, tmp_path):
     assert all(pid_alive(pid) for pid in pids)
     await p.stop()
     assert [pid for pid in pids if pid_alive(pid)] == []
+
+
+async def test_workers_are_recycled_after_max_turns_without_failing_a_request(model, tmp_path):
+    p = WorkerPool(pool_config(tmp_path / "home", tmp_path / "work", model.base_url, count=1, max_turns=2))
+    await p.start()
+    try:
+        assert await p.wait_ready(30)
+        first_pid = p.child_pids()[0]
+        texts = [(await run(p, TurnRequest(input_text=f"turn {i}")))[0] for i in range(5)]
+        assert texts == [f"echo: turn {i}" for i in range(5)]
+        worker = p.workers[0]
+        assert (worker.recycles, worker.restarts, worker.consecutive_failures) == (2, 0, 0)
+        assert await p.wait_ready(30)
+        assert p.child_pids()[0] != first_pid
+        assert not pid_alive(first_pid)
+    finally:
+        await p.stop()
