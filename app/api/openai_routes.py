@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from litestar import Request, Response, get, head, post
 from litestar.datastructures import State
+from litestar.params import FromPath
 
 from app import translate as t
 from app.api.context import ApiContext
@@ -116,7 +117,7 @@ async def head_models(request: Request, state: State) -> Response[None]:
 
 
 @get("/v1/models/{model_id:str}")
-async def get_model(request: Request, state: State, model_id: str) -> Response[Model]:
+async def get_model(request: Request, state: State, model_id: FromPath[str]) -> Response[Model]:
     ctx = _ctx(state)
     _models_gate(ctx, request)
     if ctx.resolve_model(model_id) is None:

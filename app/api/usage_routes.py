@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
 from litestar import Request, get
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 
 from app.errors import bad_request
 from app.usage import UsageEvents, UsageSummary, parse_time
@@ -17,9 +17,9 @@ from app.usage import UsageEvents, UsageSummary, parse_time
 def usage(
     request: Request,
     state: State,
-    start: str | None = None,
-    end: str | None = None,
-    group: Literal["hour", "day"] | None = None,
+    start: FromQuery[str | None] = None,
+    end: FromQuery[str | None] = None,
+    group: FromQuery[Literal["hour", "day"] | None] = None,
 ) -> UsageSummary:
     ctx = state.api
     ctx.authenticate(request)
@@ -32,7 +32,9 @@ def usage(
 
 
 @get("/v1/usage/raw", sync_to_thread=True)
-def usage_raw(request: Request, state: State, limit: int = Parameter(default=200, ge=1, le=10000)) -> UsageEvents:
+def usage_raw(
+    request: Request, state: State, limit: Annotated[int, QueryParameter(ge=1, le=10000)] = 200
+) -> UsageEvents:
     ctx = state.api
     ctx.authenticate(request)
     return UsageEvents(data=ctx.usage.tail(limit))
