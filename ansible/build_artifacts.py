@@ -2,7 +2,8 @@
 
 OUT/wheelhouse/ holds the runtime dependencies (keyed on pyproject.toml: rebuilt only when it
 changes), OUT/app/ the app + authd wheel (keyed on the sources), and OUT/codex-api-bundle.tar all of
-those wheels in one file, so the playbook ships one artifact instead of dozens of small copies. Wheels are built with a fixed
+those wheels in one file, and OUT/traefik-config.tar the repo's traefik/ files: the playbook ships
+one artifact each instead of dozens of per-file copies (each costs a remote round trip). Wheels are built with a fixed
 SOURCE_DATE_EPOCH so an unchanged tree gives a byte-identical wheel and the playbook stays
 changed=0. Prints `built` when something was rebuilt, `unchanged` otherwise (the playbook's
 changed_when). The controller's Python must match the hosts' minor version (3.11 on bookworm),
@@ -90,16 +91,14 @@ def build_app_wheel(out: Path) -> bool:
     return True
 
 
-def build_bundle(out: Path) -> bool:
-    """A reproducible tar (sorted names, zero mtimes and owners) of every wheel the host installs."""
-    wheels = sorted([*(out / "wheelhouse").glob("*.whl"), *(out / "app").glob("*.whl")], key=lambda p: p.name)
-    bundle = out / "codex-api-bundle.tar"
-    tmp = out / f".{bundle.name}.{os.getpid()}"
+def _reproducible_tar(bundle: Path, members: list[tuple[Path, str]]) -> bool:
+    """Write a tar with fixed mtimes, owners and modes; replace `bundle` only if the bytes differ."""
+    tmp = bundle.with_name(f".{bundle.name}.{os.getpid()}")
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
-        for wheel in wheels:
-            info = tar.gettarinfo(str(wheel), arcname=wheel.name)
+        for path, arcname in members:
+            info = tar.gettarinfo(str(path), arcname=arcname)
             info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", 0o644
-            with wheel.open("rb") as f:
+            with path.open("rb") as f:
                 tar.addfile(info, f)
     if bundle.exists() and bundle.read_bytes() == tmp.read_bytes():
         tmp.unlink()
@@ -108,12 +107,26 @@ def build_bundle(out: Path) -> bool:
     return True
 
 
+def build_bundle(out: Path) -> bool:
+    """Every wheel the host installs, in one file."""
+    wheels = sorted([*(out / "wheelhouse").glob("*.whl"), *(out / "app").glob("*.whl")], key=lambda p: p.name)
+    return _reproducible_tar(out / "codex-api-bundle.tar", [(w, w.name) for w in wheels])
+
+
+def build_traefik_config(out: Path) -> bool:
+    """traefik.yml and dynamic/*.yml, verbatim (Go templates inside: never rendered with Jinja)."""
+    src = REPO / "traefik"
+    files = [src / "traefik.yml", *sorted((src / "dynamic").glob("*.yml"))]
+    return _reproducible_tar(out / "traefik-config.tar", [(f, str(f.relative_to(src))) for f in files])
+
+
 def main() -> None:
     out = Path(sys.argv[1]).resolve()
     out.mkdir(parents=True, exist_ok=True)
     changed = build_wheelhouse(out)
     changed = build_app_wheel(out) or changed
     changed = build_bundle(out) or changed
+    changed = build_traefik_config(out) or changed
     print("built" if changed else "unchanged")
 
 

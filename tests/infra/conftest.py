@@ -54,6 +54,8 @@ def nspawn_host(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     finally:
         if os.environ.get("INFRA_KEEP") == "1":
             print(f"kept: nsenter -t {h.leader} -a bash ; kill {h.proc.pid if h.proc else '?'}", file=sys.stderr)
+            if h.proc is not None:
+                h.proc.returncode = 0  # left running on purpose: silences Popen's "still running" warning
         else:
             h.stop()
 

@@ -36,7 +36,8 @@ def image_path() -> Path:
     img = cache / f"bookworm-systemd-{key}.tar.zst"
     if not img.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = img.with_name(f"{img.name}.{os.getpid()}.partial")
+        # mmdebstrap picks the output format from the extension, so the partial name keeps it.
+        tmp = img.with_name(f"{img.name.removesuffix('.tar.zst')}.{os.getpid()}.partial.tar.zst")
         try:
             subprocess.run(["bash", str(BUILD_SCRIPT), str(tmp)], check=True)
             tmp.rename(img)
@@ -144,6 +145,9 @@ class NspawnHost:
         env = {
             **os.environ,
             "CODEX_API_ARTIFACTS": str(self.artifacts),
+            # Per-task durations for diagnosing slow runs: <workdir>/junit-<n>/*.xml.
+            "ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.junit",
+            "JUNIT_OUTPUT_DIR": str(self.workdir / f"junit-{len(list(self.workdir.glob('playbook-*.log'))) + 1}"),
             "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"),
             "ANSIBLE_NOCOLOR": "1",
             # Share the ssh master with testinfra and keep it under workdir, where stop() ends it.

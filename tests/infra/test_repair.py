@@ -52,3 +52,29 @@ def test_drift_is_detected_then_repaired(nspawn_host: NspawnHost) -> None:
 
     repaired = _host_checks(nspawn_host, "repaired")
     assert repaired.returncode == 0, repaired.stdout[-3000:]
+
+
+def test_codex_sandbox_works_under_the_app_units_hardening(nspawn_host: NspawnHost) -> None:
+    """Rule 28 measured, not assumed: a oneshot copy of codex-api.service (same hardening, same user and
+    env) runs a command through `codex sandbox` (bubblewrap + codex's own seccomp/Landlock)."""
+    unit = (REPO / "systemd/codex-api.service").read_text()
+    unit = unit.split("[Install]")[0].replace("Type=exec", "Type=oneshot")
+    unit = re.sub(r"^Restart.*\n", "", unit, flags=re.M)
+    unit = re.sub(
+        r"^ExecStart=.*$",
+        "ExecStart=/opt/codex-cli/0.169.0/bin/codex sandbox -- /bin/echo sandboxed-ok",
+        unit,
+        flags=re.M,
+    )
+    probe = "/etc/systemd/system/infra-sandbox-probe.service"
+    (nspawn_host.root / probe.lstrip("/")).write_text(unit)
+    try:
+        r = nspawn_host.exec(
+            "systemctl daemon-reload && systemctl start infra-sandbox-probe.service; rc=$?; "
+            "journalctl -u infra-sandbox-probe.service -o cat --no-pager; exit $rc",
+            check=False,
+        )
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-1000:]
+        assert "sandboxed-ok" in r.stdout
+    finally:
+        nspawn_host.exec(f"rm -f {probe} && systemctl daemon-reload", check=False)
