@@ -18,8 +18,6 @@ import testinfra
 
 from tests.infra.nspawn import NspawnHost
 
-pytestmark = pytest.mark.infra
-
 
 def live_container_mode(config: pytest.Config) -> bool:
     return not config.option.hosts
