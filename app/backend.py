@@ -6,6 +6,7 @@ CODEX_BIN, unwritable CODEX_HOME…) — the process keeps serving /healthz whil
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -35,6 +36,7 @@ class ModelBackend:
         self.account_models: list[str] = []
         self.codex_home = settings.codex_home_path
         self.workdir: Path | None = None
+        self._models_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -70,6 +72,8 @@ class ModelBackend:
         )
         self.pool = WorkerPool(config, preflight=self._preflight)
         await self.pool.start()
+        if self.mode == "codex":
+            self._models_task = asyncio.create_task(self._load_account_models(), name="account-models")
 
     async def _choose_backend(self) -> Backend:
         s = self.settings
@@ -102,20 +106,41 @@ class ModelBackend:
             return f"CODEX_BIN {path} is not executable: chmod +x it or set CODEX_BIN"
         return None
 
+    async def _load_account_models(self) -> None:
+        """Once a worker is ready, learn the account's models (owned by the backend, cancelled on stop)."""
+        assert self.pool is not None
+        if await self.pool.wait_ready(self.settings.worker_startup_timeout_ms / 1000 * 2):
+            await self.refresh_account_models()
+
     async def refresh_account_models(self) -> None:
         """With a real login, add the models the account reports (model/list) to the accepted ids."""
         if self.mode != "codex" or self.pool is None:
             return
         try:
+            models: list[str] = []
+            cursor: str | None = None
             async with self.pool.lease() as lease:
-                result = await lease.client.request(
-                    "model/list", p.ModelListParams(), timeout=lease.request_timeout, result_type=p.ModelListResult
-                )
-            self.account_models = [m.id for m in result.data if not m.hidden]
+                for _ in range(20):  # model/list pages until nextCursor is null
+                    result = await lease.client.request(
+                        "model/list",
+                        p.ModelListParams(cursor=cursor),
+                        timeout=lease.request_timeout,
+                        result_type=p.ModelListResult,
+                    )
+                    models += [m.id for m in result.data if not m.hidden]
+                    cursor = result.next_cursor
+                    if cursor is None:
+                        break
+            self.account_models = models
+            logger.info("account models: %s", ", ".join(models) or "none")
         except Exception as exc:  # the list is a nicety; never block serving on it
             logger.info("model/list failed: %s", exc)
 
     async def stop(self) -> None:
+        if self._models_task is not None:
+            self._models_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._models_task
         if self.pool is not None:
             await self.pool.stop()
         if self.offline is not None:

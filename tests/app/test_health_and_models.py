@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from app.model_ids import advertised
-from tests.api_harness import API_KEY, ApiServer, offline_env
+from tests.api_harness import API_KEY, ApiServer, fault_codex_bin, offline_env
 from tests.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.codex
@@ -137,5 +137,32 @@ def test_a_child_that_exits_at_once_is_reported_as_a_crash_loop(offline_model, t
     try:
         _not_ready(server, "crash loop")
         assert server.health()["backend"]["restarts_total"] >= 3
+    finally:
+        server.stop()
+
+
+@pytest.mark.faults
+def test_a_logged_in_backend_adds_the_accounts_models(tmp_path):
+    """With a login (PROXY_BACKEND=codex), the ids `model/list` reports are advertised and accepted.
+
+    The fault double stands in for a logged-in codex: the real binary cannot list an account's models here.
+    """
+    env = {"PROXY_BACKEND": "codex", "CODEX_BIN": fault_codex_bin(tmp_path / "bin", "normal")}
+    server = ApiServer(tmp_path, env).start()
+    try:
+        wait_for(
+            lambda: "fault-model" in [m["id"] for m in httpx.get(server.base_url + "/v1/models").json()["data"]],
+            timeout=10,
+            what="the account's model in /v1/models",
+        )
+        assert httpx.get(server.base_url + "/v1/models/FAULT-MODEL").status_code == 200
+        r = httpx.post(
+            server.base_url + "/v1/chat/completions",
+            headers=server.headers(),
+            json={"model": "fault-model", "messages": [{"role": "user", "content": "hi"}]},
+            timeout=30,
+        )
+        assert r.status_code == 200
+        assert server.health()["backend"]["backend_mode"] == "codex"
     finally:
         server.stop()
