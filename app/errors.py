@@ -72,6 +72,17 @@ def model_not_found(model: str) -> ApiError:
     )
 
 
+def not_ready(reason: str) -> ApiError:
+    """503 while no Codex worker can take the request; the reason names the fix (see /readyz)."""
+    return ApiError(
+        503,
+        f"No Codex worker is ready: {reason}",
+        type="server_error",
+        code="worker_not_ready",
+        headers={"Retry-After": "2"},
+    )
+
+
 def timeout_error(message: str, code: str) -> ApiError:
     return ApiError(504, message, type="timeout_error", code=code)
 

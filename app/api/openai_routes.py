@@ -20,7 +20,7 @@ from app.api.pipeline import (
     execute,
     plan_or_error,
 )
-from app.errors import ApiError, model_not_found
+from app.errors import model_not_found, not_ready
 from app.openai.chat import ChatCompletionRequest, CompletionRequest
 from app.openai.models import Model, ModelList
 from app.openai.responses import ResponsesRequest
@@ -93,7 +93,7 @@ async def responses_head(request: Request, state: State) -> Response[None]:
     ctx = _ctx(state)
     ctx.authenticate(request)
     if not ctx.backend.ready:
-        raise ApiError(503, ctx.backend.not_ready_reason(), type="server_error", code="worker_not_ready")
+        raise not_ready(ctx.backend.not_ready_reason())
     return Response(None, media_type=JSON)
 
 

@@ -24,7 +24,7 @@ from app import translate as t
 from app.api.context import ApiContext
 from app.codex.pool import PoolBusy, PoolNotReady
 from app.codex.turn import ReasoningDelta, TextDelta, TurnFailed, TurnFinished, TurnSession, Usage
-from app.errors import ApiError, error_response, from_codex, timeout_error
+from app.errors import ApiError, error_response, from_codex, not_ready, timeout_error
 from app.openai import chat as c
 from app.openai import responses as r
 from app.openai.errors import ErrorDetail
@@ -277,13 +277,7 @@ async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: Wire
     s = ctx.settings
     pool = ctx.backend.pool
     if pool is None:
-        raise ApiError(
-            503,
-            f"No Codex worker is ready: {ctx.backend.not_ready_reason()}",
-            type="server_error",
-            code="worker_not_ready",
-            headers={"Retry-After": "2"},
-        )
+        raise not_ready(ctx.backend.not_ready_reason())
     if plan.stream:
         ctx.streams.acquire()
     session = TurnSession(
@@ -338,13 +332,7 @@ def _mapped(exc: BaseException) -> BaseException:
             headers={"Retry-After": "1"},
         )
     if isinstance(exc, PoolNotReady):
-        return ApiError(
-            503,
-            f"No Codex worker is ready: {exc}",
-            type="server_error",
-            code="worker_not_ready",
-            headers={"Retry-After": "2"},
-        )
+        return not_ready(str(exc))
     if isinstance(exc, TimeoutError):
         return timeout_error("The Codex worker did not answer in time.", "worker_request_timeout")
     return exc
