@@ -251,9 +251,7 @@ def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_clie
     # Tool *declarations* are accepted and never executed: the model answers in text and the response echoes
     # `tools: []`, `tool_choice: "none"`. Refusing them would lock out Codex CLI, which always declares its own
     # built-in tools; anything that demands a tool call is refused instead (docs/responses.md, "Tools").
-    for i, tool in enumerate(req.tools or ()):
-        if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
-            raise RequestInvalid("each tool must be an object with a string `type`", f"tools[{i}]")
+    # Their shape (objects with a string `type`) is checked when the body is decoded.
     if req.tool_choice not in (None, "none", "auto"):
         raise RequestInvalid(
             "tool_choice other than 'auto' or 'none' is not supported: this server does not execute client tools yet",

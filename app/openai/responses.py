@@ -33,6 +33,13 @@ class TextOptions(Struct):
     format: TextFormat | None = None
 
 
+class ToolDeclaration(Struct):
+    """A declared tool: accepted, never executed (see app.translate.plan_responses); only its shape is checked."""
+
+    type: str
+    name: str | None = None
+
+
 class ResponsesRequest(Struct):
     model: str | None = None
     input: str | list[InputItem] | None = None
@@ -51,7 +58,7 @@ class ResponsesRequest(Struct):
     parallel_tool_calls: bool | None = None
     # Refused with a clear 400 (stateless service; client tools come later; one output only).
     previous_response_id: str | None = None
-    tools: list[Any] | None = None
+    tools: list[ToolDeclaration] | None = None
     tool_choice: Any = None
     messages: Any = None
     n: int | None = None

@@ -42,8 +42,6 @@ REFUSED = [
     pytest.param(
         {"model": "m", "input": "x", "tool_choice": {"type": "function", "name": "f"}}, "tool_choice", None, id="forced"
     ),
-    pytest.param({"model": "m", "input": "x", "tools": ["f"]}, "tools[0]", None, id="tool-not-object"),
-    pytest.param({"model": "m", "input": "x", "tools": [{"name": "f"}]}, "tools[0]", None, id="tool-without-type"),
     pytest.param(
         {"model": "m", "input": "x", "text": {"format": {"type": "json_schema"}}}, "text.format", None, id="json-schema"
     ),
@@ -72,6 +70,14 @@ def test_refused_bodies_name_the_parameter(body, param, code):
     if code is not None:
         assert info.value.code == code
     assert info.value.status == (404 if code == "model_not_found" else 400)
+
+
+@pytest.mark.parametrize(
+    "tools", [["f"], [{"name": "f"}], [{"type": 3}]], ids=["not-object", "without-type", "type-not-string"]
+)
+def test_malformed_tool_declarations_fail_decoding_at_the_tool(tools):
+    with pytest.raises(msgspec.ValidationError, match=r"\$\.tools\[0\]"):
+        plan({"model": "m", "input": "x", "tools": tools})
 
 
 def test_validation_order_reports_messages_before_n_and_model():
