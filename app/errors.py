@@ -128,6 +128,8 @@ def from_codex(err: CodexError) -> ApiError:
         )
     if err.http_status == 429:
         return ApiError(429, msg, type="rate_limit_error", code="rate_limit_exceeded", headers=_RETRY_AFTER)
+    if err.http_status in (408, 504):
+        return timeout_error(msg, "upstream_timeout")
     return ApiError(502, msg, type="server_error", code="upstream_error")
 
 

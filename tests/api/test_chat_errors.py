@@ -64,6 +64,7 @@ TABLE = [
     pytest.param(Fail(404, "model_not_found"), 404, "invalid_request_error", "model_not_found", False, id="model-404"),
     pytest.param(Fail(500, "server_error"), 502, "server_error", "upstream_error", False, id="upstream-500"),
     pytest.param(Fail(502, "bad_gateway"), 502, "server_error", "upstream_error", False, id="upstream-502"),
+    pytest.param(Fail(504, "gateway_timeout"), 504, "timeout_error", "upstream_timeout", False, id="upstream-504"),
     pytest.param(Disconnect(), 502, "server_error", "upstream_error", False, id="provider-disconnect"),
     pytest.param(StreamError("boom", after_text="partial "), 502, "server_error", "upstream_error", False, id="mid"),
 ]
