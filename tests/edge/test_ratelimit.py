@@ -73,6 +73,37 @@ def test_burst_past_the_limit_gets_429(tmp_path: Path, cert: tuple[Path, Path], 
     assert r.headers["access-control-allow-origin"] == "app://obsidian.md"  # and CORS, so browsers can read it
 
 
+@pytest.mark.parametrize(("source_header", "separate"), [("CF-Connecting-IP", True), ("", False)], ids=["cf", "addr"])
+def test_buckets_follow_the_client_header_behind_cloudflare(
+    tmp_path: Path, cert: tuple[Path, Path], authd: Authd, app: App, source_header: str, separate: bool
+) -> None:
+    """Behind Cloudflare every request comes from an edge address: keyed on CF-Connecting-IP, one client
+    exhausting its bucket leaves another client's untouched; keyed on the address, they share one."""
+    env = edge_env(
+        app.url,
+        authd.url,
+        *cert,
+        RATE_LIMIT_AVERAGE="1",
+        RATE_LIMIT_BURST="3",
+        RATE_LIMIT_PERIOD="10s",
+        RATE_LIMIT_SOURCE_HEADER=source_header,
+    )
+    traefik = start_traefik(tmp_path, env, cert[0])
+    try:
+        with traefik.client() as client:
+
+            def get(ip: str) -> int:
+                headers = {"cf-connecting-ip": ip}
+                return client.get("/v1/models", headers=headers, extensions=traefik.ext).status_code
+
+            noisy = [get("203.0.113.7") for _ in range(6)]
+            other = get("198.51.100.9")
+    finally:
+        traefik.proc.stop()
+    assert 429 in noisy, noisy
+    assert other == (200 if separate else 429)
+
+
 @pytest.mark.parametrize(("backend", "shared"), [("redis", True), ("memory", False)])
 def test_two_traefiks_share_the_limit_only_through_redis(
     tmp_path: Path, cert: tuple[Path, Path], authd: Authd, app: App, redis_endpoint: str, backend: str, shared: bool
