@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.datastructures import State
 
 from app.backend import BackendHealth
@@ -14,6 +14,14 @@ class Health(msgspec.Struct):
     backend: BackendHealth
 
 
+class PublicHealth(msgspec.Struct):
+    """What /healthz tells the internet (it is routed publicly by Traefik): up or not, nothing internal."""
+
+    ok: bool
+    backend_mode: str
+    ready_workers: int
+
+
 class Ready(msgspec.Struct):
     ready: bool
     reason: str | None
@@ -22,8 +30,13 @@ class Ready(msgspec.Struct):
 
 
 @get("/healthz", sync_to_thread=False)
-def healthz(state: State) -> Health:
+def healthz(request: Request, state: State) -> Health | PublicHealth:
+    """Always 200 while the process runs. Requests that came through a proxy (X-Forwarded-For, i.e. from the
+    internet via Traefik) get the summary only; operators on the host get worker pids, exits and stderr tails."""
     health = state.api.backend.health()
+    if request.headers.get("x-forwarded-for") is not None:
+        ready = sum(1 for w in health.workers if w.ready)
+        return PublicHealth(ok=health.ready, backend_mode=health.backend_mode, ready_workers=ready)
     return Health(ok=health.ready, backend=health)
 
 

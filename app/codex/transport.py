@@ -11,12 +11,29 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 from collections import deque
 from collections.abc import Mapping, Sequence
 
 logger = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
+# Secrets that could appear in a child's stderr (tokens, keys, login codes in URLs) are masked before the
+# line reaches the log or the stderr tail that /healthz and /readyz show.
+_SECRET = re.compile(
+    r"(?i)(?P<scheme>bearer\s+)[^\s\"']+"
+    r"|(?P<sk>\bsk-[A-Za-z0-9_-]{8,})"
+    r"|(?P<query>[?&](?:code|token|key)=)[^\s&]+"
+    r"|(?P<name>\b(?:access|refresh|id)_token|\bapi[_-]?key|\btoken)(?P<sep>[\"']?\s*[=:]\s*[\"']?)[^\s\"'&,]+"
+)
+
+
+def redact(text: str) -> str:
+    def mask(m: re.Match[str]) -> str:
+        keep = m.group("scheme") or m.group("query") or ((m.group("name") or "") + (m.group("sep") or ""))
+        return keep + "[redacted]"
+
+    return _SECRET.sub(mask, text)
 
 
 class TransportClosed(ConnectionError):
@@ -94,7 +111,7 @@ class ChildTransport:
                 continue
             if not raw:
                 return
-            text = raw.decode("utf-8", "replace").rstrip()
+            text = redact(raw.decode("utf-8", "replace").rstrip())
             if text:
                 self.stderr_tail.append(text[:2000])
                 logger.info("%s stderr: %s", self.name, text[:2000])

@@ -166,3 +166,25 @@ def test_a_logged_in_backend_adds_the_accounts_models(tmp_path):
         assert server.health()["backend"]["backend_mode"] == "codex"
     finally:
         server.stop()
+
+
+@pytest.mark.faults
+def test_secrets_on_a_childs_stderr_never_reach_the_log_or_healthz(tmp_path):
+    secret = "sk-live-" + "Z" * 24
+    codex = fault_codex_bin(tmp_path / "bin", "exit_at_start", FAULT_EXIT_MESSAGE=f"'login failed: Bearer {secret}'")
+    server = ApiServer(tmp_path, {"PROXY_BACKEND": "codex", "CODEX_BIN": codex}).start(expect_ready=False)
+    try:
+        wait_for(lambda: server.health()["backend"]["restarts_total"] >= 1, timeout=15, what="a failed start")
+        health = httpx.get(server.base_url + "/healthz").text
+        assert "[redacted]" in health
+        assert secret not in health
+    finally:
+        server.stop()
+    assert secret not in server.log()
+
+
+def test_healthz_through_a_proxy_tells_only_the_summary(api):
+    public = httpx.get(api.base_url + "/healthz", headers={"X-Forwarded-For": "198.51.100.9"}).json()
+    assert public == {"ok": True, "backend_mode": "offline", "ready_workers": 1}
+    direct = httpx.get(api.base_url + "/healthz").json()
+    assert direct["backend"]["workers"][0]["pid"] > 0
