@@ -7,8 +7,9 @@ No I/O here; the HTTP pipeline (app.api.pipeline) drives it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import msgspec
 
@@ -22,7 +23,9 @@ EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 SUMMARIES = ("auto", "concise", "detailed", "none")
 CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 TEXT_PARTS = ("text", "input_text", "output_text")
-MEDIA_PARTS = ("image_url", "input_image", "input_file", "input_audio")
+IMAGE_PARTS = ("image_url", "input_image")
+MEDIA_PARTS = ("input_file", "input_audio", "file")
+DATA_IMAGE = re.compile(r"data:image/[A-Za-z0-9.+-]+;base64,[A-Za-z0-9+/=\s]+\Z")
 
 ResolverFn = Callable[[str], ResolvedModel | None]
 
@@ -108,6 +111,7 @@ def _turn(
         raise RequestInvalid("the last message must be from the user", input_param)
     return TurnRequest(
         input_text=transcript[-1].text,
+        input_images=transcript[-1].images,
         history=tuple(transcript[:-1]),
         model=resolved.model,
         effort=effort or resolved.effort,
@@ -119,24 +123,49 @@ def _turn(
 class _Part(Protocol):
     type: str
     text: str | None
+    image_url: Any
 
 
-def content_text(content: str | Sequence[_Part] | None, param: str) -> str:
-    """A message's text: the string, or its text parts joined by newlines. Media parts are refused by name
-    (they are not supported yet); unknown part types are refused with the parameter path."""
+class MessageContent(msgspec.Struct, frozen=True):
+    text: str
+    images: tuple[str, ...] = ()
+
+
+def message_content(content: str | Sequence[_Part] | None, param: str, *, images: bool) -> MessageContent:
+    """A message's text (the string, or its text parts joined by newlines) and its images (data URLs).
+
+    Images are accepted in user messages only, as `data:image/...;base64,` URLs: app-server refuses remote
+    URLs and this server does not fetch them for clients. Audio and files are refused by name, unknown part
+    types with the parameter path."""
     if content is None:
-        return ""
+        return MessageContent(text="")
     if isinstance(content, str):
-        return content
-    texts = []
+        return MessageContent(text=content)
+    texts: list[str] = []
+    urls: list[str] = []
     for j, part in enumerate(content):
+        where = f"{param}[{j}]"
         if part.type in TEXT_PARTS and part.text is not None:
             texts.append(part.text)
+        elif part.type in IMAGE_PARTS:
+            if not images:
+                raise RequestInvalid("images are accepted in user messages only", where)
+            urls.append(_image_url(part, where))
         elif part.type in MEDIA_PARTS:
-            raise RequestInvalid(f"{part.type} content is not supported by this server yet", f"{param}[{j}]")
+            raise RequestInvalid(f"{part.type} content is not supported by this server yet", where)
         else:
-            raise RequestInvalid(f"unsupported content part type {part.type!r}", f"{param}[{j}].type")
-    return "\n".join(texts)
+            raise RequestInvalid(f"unsupported content part type {part.type!r}", f"{where}.type")
+    return MessageContent(text="\n".join(texts), images=tuple(urls))
+
+
+def _image_url(part: _Part, where: str) -> str:
+    raw = part.image_url
+    url = raw if isinstance(raw, str) else getattr(raw, "url", None)
+    if not isinstance(url, str) or not DATA_IMAGE.match(url):
+        raise RequestInvalid(
+            "images must be data URLs (data:image/png;base64,...); remote image URLs are not fetched", where
+        )
+    return url
 
 
 # ---- chat completions --------------------------------------------------------------------------------------
@@ -178,7 +207,8 @@ def plan_chat(
             raise RequestInvalid(
                 f"unsupported role {msg.role!r}; supported roles are: {', '.join(CHAT_ROLES)}", f"messages[{i}].role"
             )
-        text = content_text(msg.content, f"messages[{i}].content")
+        content = message_content(msg.content, f"messages[{i}].content", images=msg.role == "user")
+        text = content.text
         if msg.role in ("system", "developer"):
             system.append(text)
         elif msg.role == "assistant":
@@ -187,7 +217,7 @@ def plan_chat(
             label = msg.name or msg.tool_call_id or msg.role
             transcript.append(HistoryMessage("user", f"[{msg.role} result {label}]\n{text}"))
         else:
-            transcript.append(HistoryMessage("user", text))
+            transcript.append(HistoryMessage("user", text, content.images))
     stream = default_stream if req.stream is None else req.stream
     return TurnPlan(
         turn=_turn(
@@ -280,11 +310,11 @@ def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_clie
                     f"unsupported role {item.role!r}; supported roles are: {', '.join(RESPONSE_ROLES)}",
                     f"input[{i}].role",
                 )
-            text = content_text(item.content, f"input[{i}].content")
+            content = message_content(item.content, f"input[{i}].content", images=item.role == "user")
             if item.role in ("system", "developer"):
-                system.append(text)
+                system.append(content.text)
             else:
-                transcript.append(HistoryMessage(item.role, text))  # type: ignore[arg-type]
+                transcript.append(HistoryMessage(item.role, content.text, content.images))  # type: ignore[arg-type]
     return TurnPlan(
         turn=_turn(resolved, transcript, effort, summary, _instructions(system, ignore_client_system_prompt), "input"),
         requested_model=model,

@@ -107,11 +107,12 @@ class ThreadStartResult(_Camel):
     model: str = ""
 
 
-class ContentPart(Struct):
+class ContentPart(Struct, omit_defaults=True):
     """A Responses-API content part inside an injected history message (snake_case, raw item format)."""
 
-    type: Literal["input_text", "output_text"]
-    text: str
+    type: Literal["input_text", "output_text", "input_image"]
+    text: str | None = None
+    image_url: str | None = None
 
 
 class MessageItem(Struct):
@@ -135,9 +136,16 @@ class TextInput(Struct):
     text_elements: list[Any] = msgspec.field(default_factory=list)
 
 
+class ImageInput(Struct):
+    """`UserInput` image variant: a data URL (app-server rejects remote http(s) URLs)."""
+
+    url: str
+    type: Literal["image"] = "image"
+
+
 class TurnStartParams(_Camel):
     thread_id: str
-    input: list[TextInput]
+    input: list[TextInput | ImageInput]
     effort: str | UnsetType = UNSET
     summary: str | UnsetType = UNSET
 

@@ -32,12 +32,14 @@ USAGE_BACKSTOP = 1.5
 class HistoryMessage(msgspec.Struct, frozen=True):
     role: Literal["user", "assistant"]
     text: str
+    images: tuple[str, ...] = ()  # data URLs (user messages only)
 
 
 class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     """What the client asked for, in Codex terms (built by app.translate, never from raw dicts)."""
 
     input_text: str
+    input_images: tuple[str, ...] = ()
     history: tuple[HistoryMessage, ...] = ()
     model: str | None = None
     effort: str | None = None
@@ -132,13 +134,7 @@ async def _open(pool: WorkerPool, req: TurnRequest, retries: int) -> tuple[Lease
             thread_id = started.thread.id
             client.subscribe(thread_id)
             if req.history:
-                items = [
-                    p.MessageItem(
-                        role=m.role,
-                        content=[p.ContentPart(type="input_text" if m.role == "user" else "output_text", text=m.text)],
-                    )
-                    for m in req.history
-                ]
+                items = [p.MessageItem(role=m.role, content=_history_parts(m)) for m in req.history]
                 await client.request(
                     "thread/inject_items",
                     p.ThreadInjectItemsParams(thread_id=thread_id, items=items),
@@ -148,7 +144,7 @@ async def _open(pool: WorkerPool, req: TurnRequest, retries: int) -> tuple[Lease
                 "turn/start",
                 p.TurnStartParams(
                     thread_id=thread_id,
-                    input=[p.TextInput(text=req.input_text)],
+                    input=[p.TextInput(text=req.input_text), *(p.ImageInput(url=u) for u in req.input_images)],
                     effort=req.effort or msgspec.UNSET,
                     summary=req.summary or msgspec.UNSET,
                 ),
@@ -168,6 +164,12 @@ async def _open(pool: WorkerPool, req: TurnRequest, retries: int) -> tuple[Lease
             await _close_thread(client, thread_id, lease.request_timeout)
             lease.release()
             raise
+
+
+def _history_parts(message: HistoryMessage) -> list[p.ContentPart]:
+    kind: Literal["input_text", "output_text"] = "input_text" if message.role == "user" else "output_text"
+    parts = [p.ContentPart(type=kind, text=message.text)] if message.text or not message.images else []
+    return parts + [p.ContentPart(type="input_image", image_url=url) for url in message.images]
 
 
 async def _close_thread(client: RpcClient, thread_id: str, timeout: float) -> None:

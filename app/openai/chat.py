@@ -12,10 +12,15 @@ import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
 
+class ImageURL(Struct):
+    url: str
+    detail: str | None = None
+
+
 class ContentPart(Struct):
     type: str
     text: str | None = None
-    image_url: Any = None
+    image_url: ImageURL | str | None = None
 
 
 class ChatMessage(Struct):

@@ -17,6 +17,9 @@ from app.openai.chat import ReasoningOptions
 class InputPart(Struct):
     type: str
     text: str | None = None
+    image_url: str | None = None
+    file_id: str | None = None
+    detail: str | None = None
 
 
 class InputItem(Struct):
