@@ -1,6 +1,7 @@
 """Per-request usage records: appended to an NDJSON file, summed on demand for `/v1/usage`.
 
-One line per generation request (completed, failed, timed out or cancelled) with the exact token counts Codex
+One line per generation request that passed validation (completed, failed, timed out, cancelled, or rejected
+because no worker could take it) with the exact token counts Codex
 reported — never estimates, never prompt or completion text. The file lives in the private Codex home by
 default (0600), survives restarts, and unparsable lines (a torn write after a crash) are skipped, not fatal.
 """
@@ -30,7 +31,7 @@ class UsageRecord(msgspec.Struct, frozen=True, kw_only=True):
     model: str
     key: str
     stream: bool
-    outcome: str  # completed | failed | timeout | cancelled | worker_lost | interrupted
+    outcome: str  # completed | failed | timeout | cancelled | worker_lost | interrupted | rejected
     duration_ms: int
     input_tokens: int = 0
     cached_input_tokens: int = 0

@@ -280,6 +280,7 @@ async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: Wire
         raise not_ready(ctx.backend.not_ready_reason())
     if plan.stream:
         ctx.streams.acquire()
+    recorder = TurnRecorder(ctx, request, plan)
     session = TurnSession(
         pool,
         plan.turn,
@@ -292,13 +293,12 @@ async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: Wire
     except BaseException as exc:
         if plan.stream:
             ctx.streams.release()
+        recorder.finish("rejected", None)  # busy, overloaded, not ready, or the turn failed to start
         raise _mapped(exc) from exc
     deadline = time.monotonic() + s.request_timeout_ms / 1000
     if not plan.stream:
         try:
-            response = await _collect(
-                TurnRecorder(ctx, request, plan), session, fmt, idle=s.idle_timeout_ms / 1000, deadline=deadline
-            )
+            response = await _collect(recorder, session, fmt, idle=s.idle_timeout_ms / 1000, deadline=deadline)
         except BaseException:
             await session.__aexit__(None, None, None)
             raise
@@ -310,7 +310,7 @@ async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: Wire
     )
     body = _stream(
         ctx,
-        TurnRecorder(ctx, request, plan),
+        recorder,
         session,
         fmt,
         keepalive=keepalive,

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from app.offline_model import Text
+from tests.api_harness import ApiServer, offline_env
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.codex
@@ -79,3 +80,16 @@ def test_a_client_that_leaves_mid_stream_is_recorded_as_cancelled(api, offline_m
 
     record = wait_for(recorded, timeout=10, what="the cancelled stream's usage record")
     assert (record["outcome"], record["stream"]) == ("cancelled", True)
+
+
+def test_a_request_no_worker_could_take_is_recorded_as_rejected(offline_model, tmp_path):
+    server = ApiServer(tmp_path, offline_env(offline_model, CODEX_BIN=str(tmp_path / "missing-codex")))
+    server.start(expect_ready=False)
+    try:
+        r = chat(server, "anyone there?")
+        assert r.status_code == 503
+        assert r.json()["error"]["code"] == "worker_not_ready"
+        raw = httpx.get(server.base_url + "/v1/usage/raw", headers=server.headers()).json()["data"]
+        assert [(rec["request_id"], rec["outcome"]) for rec in raw] == [(r.headers["x-request-id"], "rejected")]
+    finally:
+        server.stop()
