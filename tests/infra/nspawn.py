@@ -127,6 +127,10 @@ class NspawnHost:
             if cg.exists():
                 cg.rmdir()
         shutil.rmtree(Path("/run/systemd/nspawn/propagate") / self.name, ignore_errors=True)
+        mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(self.root) in line]
+        assert not mounts, f"mounts left behind by {self.name}: {mounts[:3]}"
+        assert self.proc is None or self.proc.poll() is not None, f"{self.name}: systemd-nspawn still running"
+        assert not any(cg.exists() for cg in self.cgroups), f"{self.name}: cgroups left behind"
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- helpers -------------------------------------------------------------------------------
