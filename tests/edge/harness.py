@@ -231,26 +231,17 @@ class Traefik:
     cert: Path
     log_dir: Path
 
-    def client(self, **kwargs: object) -> httpx.Client:
-        """An HTTPS client that verifies the test certificate and sends SNI api.example.test."""
+    def _client_options(self, kwargs: dict[str, object]) -> dict[str, object]:
+        """HTTPS to the TLS entry point, verifying the test certificate, with Host/SNI api.example.test."""
         ctx = ssl.create_default_context(cafile=str(self.cert))
-        return httpx.Client(
-            base_url=f"https://127.0.0.1:{self.tls_port}",
-            verify=ctx,
-            headers={"host": API_HOST},
-            timeout=20,
-            **kwargs,  # type: ignore[arg-type]
-        )
+        base = {"base_url": f"https://127.0.0.1:{self.tls_port}", "verify": ctx, "headers": {"host": API_HOST}}
+        return {**base, "timeout": 20, **kwargs}
+
+    def client(self, **kwargs: object) -> httpx.Client:
+        return httpx.Client(**self._client_options(kwargs))  # type: ignore[arg-type]
 
     def async_client(self, **kwargs: object) -> httpx.AsyncClient:
-        ctx = ssl.create_default_context(cafile=str(self.cert))
-        return httpx.AsyncClient(
-            base_url=f"https://127.0.0.1:{self.tls_port}",
-            verify=ctx,
-            headers={"host": API_HOST},
-            timeout=20,
-            **kwargs,  # type: ignore[arg-type]
-        )
+        return httpx.AsyncClient(**self._client_options(kwargs))  # type: ignore[arg-type]
 
     @property
     def ext(self) -> dict[str, str]:
