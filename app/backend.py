@@ -17,8 +17,8 @@ import msgspec
 
 from app.codex import protocol as p
 from app.codex.launch import Backend, build_argv, build_env, has_login, prepare_codex_home
-from app.codex.pool import PoolConfig, WorkerPool, WorkerStatus
-from app.codex.turn import InFlight
+from app.codex.pool import PoolConfig, PoolNotReady, WorkerPool, WorkerStatus
+from app.codex.turn import InFlight, OpenTurn, TurnRequest, TurnSession, TurnSource, TurnTasks
 from app.offline_model import OfflineModel
 from app.settings import Settings
 
@@ -26,8 +26,12 @@ logger = logging.getLogger(__name__)
 
 
 class ModelBackend:
-    def __init__(self, settings: Settings) -> None:
+    """`turns`, when given, replaces codex altogether (the in-process test seam: scripted turn events)."""
+
+    def __init__(self, settings: Settings, turns: TurnSource | None = None) -> None:
         self.settings = settings
+        self.scripted = turns
+        self.turns = TurnTasks()
         self.mode = "starting"
         self.problem: str | None = None
         self.pool: WorkerPool | None = None
@@ -40,6 +44,9 @@ class ModelBackend:
 
     async def start(self) -> None:
         s = self.settings
+        if self.scripted is not None:
+            self.mode = "scripted"
+            return
         try:
             prepare_codex_home(self.codex_home)
             self.workdir = s.workdir()
@@ -136,7 +143,24 @@ class ModelBackend:
         except Exception as exc:  # the list is a nicety; never block serving on it
             logger.info("model/list failed: %s", exc)
 
+    async def open_turn(self, req: TurnRequest) -> OpenTurn:
+        """One request's turn, opened by its owner task (raises PoolBusy / PoolNotReady / TurnFailed)."""
+        if self.scripted is not None:
+            return await self.scripted.open(req)
+        if self.pool is None:
+            raise PoolNotReady(self.not_ready_reason())
+        s = self.settings
+        session = TurnSession(
+            self.pool,
+            req,
+            overload_retries=s.worker_overload_retries,
+            usage_grace=s.usage_grace_ms / 1000,
+            in_flight=self.in_flight,
+        )
+        return await self.turns.open(session)
+
     async def stop(self) -> None:
+        await self.turns.aclose(timeout=self.settings.worker_shutdown_grace_ms / 1000 + 2)
         if self._models_task is not None:
             self._models_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -151,6 +175,8 @@ class ModelBackend:
 
     @property
     def ready(self) -> bool:
+        if self.scripted is not None:
+            return True
         return self.pool is not None and self.pool.ready_count > 0
 
     def not_ready_reason(self) -> str:

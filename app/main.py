@@ -14,6 +14,7 @@ from litestar import Litestar
 from app.api import health, metrics, openai_routes, usage_routes
 from app.api.context import ApiContext
 from app.api.edge import EdgeMiddleware
+from app.codex.turn import TurnSource
 from app.errors import EXCEPTION_HANDLERS
 from app.logs import configure_logging
 from app.settings import Settings
@@ -21,10 +22,11 @@ from app.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, *, turns: TurnSource | None = None) -> Litestar:
+    """`turns` replaces the Codex pool with another source of turn events (the in-process test seam)."""
     settings = settings or Settings.from_env()
     configure_logging(settings)
-    ctx = ApiContext(settings)
+    ctx = ApiContext(settings, turns)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

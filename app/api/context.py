@@ -10,6 +10,7 @@ from litestar import Request
 from app import model_ids
 from app.api.metrics_store import Metrics
 from app.backend import ModelBackend
+from app.codex.turn import TurnSource
 from app.errors import ApiError, unauthorized
 from app.model_ids import ResolvedModel
 from app.settings import Settings
@@ -40,9 +41,9 @@ class StreamGuard:
 
 
 class ApiContext:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, turns: TurnSource | None = None) -> None:
         self.settings = settings
-        self.backend = ModelBackend(settings)
+        self.backend = ModelBackend(settings, turns)
         keys_file = Path(settings.api_keys_file) if settings.api_keys_file else None
         self.keys = KeyStore(settings.api_key or None, keys_file)
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]

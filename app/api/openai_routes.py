@@ -9,21 +9,18 @@ from litestar import Request, Response, get, head, post
 from litestar.datastructures import State
 from litestar.params import FromPath
 
-from app import translate as t
 from app.api.context import ApiContext
-from app.api.pipeline import (
-    ChatFormat,
-    CompletionsFormat,
-    ResponsesFormat,
-    WireFormat,
-    decode_body,
-    execute,
-    plan_or_error,
-)
+from app.api.pipeline import EncoderFactory, decode_body, execute, plan_or_error
 from app.errors import model_not_found, not_ready
 from app.openai.chat import ChatCompletionRequest, CompletionRequest
 from app.openai.models import Model, ModelList
 from app.openai.responses import ResponsesRequest
+from app.translate.inbound.chat import plan_chat, plan_completion
+from app.translate.inbound.responses import plan_responses
+from app.translate.outbound.chat import ChatEncoder
+from app.translate.outbound.completions import CompletionsEncoder
+from app.translate.outbound.responses import ResponsesEncoder
+from app.translate.plan import TurnPlan
 
 JSON = "application/json"
 B = TypeVar("B")
@@ -37,19 +34,19 @@ async def _generate(
     request: Request,
     state: State,
     body_type: type[B],
-    plan: Callable[[B, ApiContext], t.TurnPlan],
-    wire: Callable[[t.TurnPlan], WireFormat],
+    plan: Callable[[B, ApiContext], TurnPlan],
+    encoder: EncoderFactory,
 ) -> Response[Any]:
     """The one generation path: auth → decode → plan (validation) → execute in the request's wire format."""
     ctx = _ctx(state)
     ctx.authenticate(request)
     body = decode_body(await request.body(), body_type)
     planned = plan_or_error(plan, body, ctx)
-    return await execute(ctx, request, planned, wire(planned))
+    return await execute(ctx, request, planned, encoder)
 
 
-def _plan_chat(body: ChatCompletionRequest, ctx: ApiContext) -> t.TurnPlan:
-    return t.plan_chat(
+def _plan_chat(body: ChatCompletionRequest, ctx: ApiContext) -> TurnPlan:
+    return plan_chat(
         body,
         ctx.resolve_model,
         ignore_client_system_prompt=ctx.settings.ignore_client_system_prompt,
@@ -57,19 +54,17 @@ def _plan_chat(body: ChatCompletionRequest, ctx: ApiContext) -> t.TurnPlan:
     )
 
 
-def _plan_completion(body: CompletionRequest, ctx: ApiContext) -> t.TurnPlan:
-    return t.plan_completion(body, ctx.resolve_model, default_stream=False)
+def _plan_completion(body: CompletionRequest, ctx: ApiContext) -> TurnPlan:
+    return plan_completion(body, ctx.resolve_model, default_stream=False)
 
 
-def _plan_responses(body: ResponsesRequest, ctx: ApiContext) -> t.TurnPlan:
-    return t.plan_responses(
-        body, ctx.resolve_model, ignore_client_system_prompt=ctx.settings.ignore_client_system_prompt
-    )
+def _plan_responses(body: ResponsesRequest, ctx: ApiContext) -> TurnPlan:
+    return plan_responses(body, ctx.resolve_model, ignore_client_system_prompt=ctx.settings.ignore_client_system_prompt)
 
 
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request, state: State) -> Response[Any]:
-    return await _generate(request, state, ChatCompletionRequest, _plan_chat, ChatFormat)
+    return await _generate(request, state, ChatCompletionRequest, _plan_chat, ChatEncoder)
 
 
 @head("/v1/chat/completions", status_code=200)
@@ -80,12 +75,12 @@ async def chat_completions_head(request: Request, state: State) -> Response[None
 
 @post("/v1/completions", status_code=200)
 async def completions(request: Request, state: State) -> Response[Any]:
-    return await _generate(request, state, CompletionRequest, _plan_completion, CompletionsFormat)
+    return await _generate(request, state, CompletionRequest, _plan_completion, CompletionsEncoder)
 
 
 @post("/v1/responses", status_code=200)
 async def responses(request: Request, state: State) -> Response[Any]:
-    return await _generate(request, state, ResponsesRequest, _plan_responses, ResponsesFormat)
+    return await _generate(request, state, ResponsesRequest, _plan_responses, ResponsesEncoder)
 
 
 @head("/v1/responses", status_code=200)

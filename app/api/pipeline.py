@@ -1,8 +1,9 @@
-"""One request pipeline for chat completions, legacy completions and responses; three wire formats.
+"""One request pipeline for chat completions, legacy completions and responses.
 
-decode body → plan (app.translate) → open a turn on the pool → either collect to one JSON body, or stream SSE
-frames with keepalives. Timeouts, the stream guard, cancellation on disconnect and error mapping live here
-once; a `WireFormat` only says how events look on the wire.
+decode body → plan (app.translate.inbound) → open the turn (its owner task holds the Codex session) → relay
+turn events into the output accumulator and the API's encoder (app.translate.outbound) → either one JSON body,
+or SSE frames with keepalives → release the turn (clean-up continues after the response). Timeouts, the stream
+guard, cancellation on disconnect, the output contract and error mapping live here once for every API.
 """
 
 from __future__ import annotations
@@ -10,24 +11,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import secrets
 import time
-from collections.abc import AsyncIterator
-from typing import Any, Protocol, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
-from litestar.background_tasks import BackgroundTask
 from litestar.response import Stream
 
-from app import translate as t
 from app.api.context import ApiContext
 from app.codex.pool import PoolBusy, PoolNotReady
-from app.codex.turn import ReasoningDelta, TextDelta, TurnFailed, TurnFinished, TurnSession, Usage
+from app.codex.turn import (
+    OpenTurn,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallsRequested,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+    Usage,
+)
 from app.errors import ApiError, error_response, from_codex, not_ready, timeout_error
-from app.openai import chat as c
-from app.openai import responses as r
 from app.openai.errors import ErrorDetail
+from app.translate.outbound import contract
+from app.translate.outbound.accumulator import MessageOut, OutputAccumulator
+from app.translate.outbound.sse import Encoder
+from app.translate.plan import RequestInvalid, TurnPlan
 from app.usage import UsageRecord
 
 T = TypeVar("T")
@@ -35,6 +44,8 @@ ENCODER = msgspec.json.Encoder()
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
 KEEPALIVE = b": keepalive\n\n"
 _PATH = re.compile(r"at `\$(.*)`")
+
+EncoderFactory = Callable[[TurnPlan, OutputAccumulator], Encoder]
 
 
 # ---- decoding -------------------------------------------------------------------------------------------
@@ -58,147 +69,93 @@ def decode_body(raw: bytes, typ: type[T]) -> T:
         raise ApiError(400, "Invalid JSON in request body", code="invalid_json") from None
 
 
-def plan_or_error(fn: Any, *args: Any, **kwargs: Any) -> t.TurnPlan:
+def plan_or_error(fn: Callable[..., TurnPlan], *args: Any, **kwargs: Any) -> TurnPlan:
     try:
         return fn(*args, **kwargs)
-    except t.RequestInvalid as exc:
+    except RequestInvalid as exc:
         raise ApiError(exc.status, exc.message, param=exc.param, code=exc.code) from None
 
 
-# ---- wire formats -----------------------------------------------------------------------------------------
+# ---- relaying turn events -------------------------------------------------------------------------------
 
 
-def data_frame(obj: Any) -> bytes:
-    return b"data: " + ENCODER.encode(obj) + b"\n\n"
+def _detail(err: ApiError) -> ErrorDetail:
+    return ErrorDetail(message=err.message, type=err.type, param=err.param, code=err.code)
 
 
-class WireFormat(Protocol):
-    def opening(self) -> list[bytes]: ...
-    def text(self, delta: str) -> list[bytes]: ...
-    def reasoning(self, delta: str) -> list[bytes]: ...
-    def closing(self, finished: TurnFinished) -> list[bytes]: ...
-    def failure(self, err: ApiError) -> list[bytes]: ...
-    def body(self, finished: TurnFinished) -> Any: ...
+def _failure(plan: TurnPlan, acc: OutputAccumulator, finished: TurnFinished) -> ApiError | None:
+    """A codex failure, or an output that breaks what the client asked for (schema, required tool call)."""
+    if finished.status != "completed" or finished.error is not None:
+        if finished.error is not None:
+            return from_codex(finished.error)
+        return ApiError(
+            502, "The turn was interrupted before it completed.", type="server_error", code="turn_interrupted"
+        )
+    violation = contract.check(plan.contract, acc, finished)
+    if violation is None:
+        return None
+    return ApiError(502, violation.message, type="server_error", code=violation.code, param=violation.param)
 
 
-class ChatFormat:
-    """Chat completions: role-first chunk, content deltas, one finish chunk, optional usage chunk, [DONE]."""
+class Relay:
+    """Feeds each turn event into the accumulator and, when streaming, returns the encoder's frames for it.
 
-    def __init__(self, plan: t.TurnPlan) -> None:
+    With `tool_choice` required, text is held back until a tool call shows it belongs to a valid answer."""
+
+    def __init__(self, plan: TurnPlan, encoder: Encoder, *, stream: bool) -> None:
         self.plan = plan
-        self.ids = t.ChatIds(
-            id="chatcmpl-" + secrets.token_hex(12), created=int(time.time()), model=plan.requested_model
-        )
-        self.parts: list[str] = []
+        self.enc = encoder
+        self.acc = encoder.acc
+        self.stream = stream
+        self.hold = plan.contract.holds_text
+        self.failure: ApiError | None = None
 
-    def opening(self) -> list[bytes]:
-        return [data_frame(t.chat_chunk(self.ids, c.Delta(role="assistant", content="")))]
+    def on(self, event: TurnEvent) -> list[bytes]:
+        acc, enc = self.acc, self.enc
+        if isinstance(event, TextDelta):
+            item, opened = acc.text(event.text)
+            return enc.text(item, event.text, opened) if self.stream and not self.hold else []
+        if isinstance(event, ReasoningDelta):
+            item, opened = acc.reasoning(event.text)
+            return enc.reasoning(item, event.text, opened) if self.stream else []
+        if isinstance(event, ToolCallsRequested):
+            held = self._release_held()
+            items = acc.tool_calls(event.calls)
+            return [*held, *enc.tool_calls(items)] if self.stream else []
+        self.failure = _failure(self.plan, acc, event)
+        if not self.stream:
+            return []
+        if self.failure is not None:
+            return enc.failure(_detail(self.failure))
+        return [*self._release_held(), *enc.closing(event)]
 
-    def text(self, delta: str) -> list[bytes]:
-        self.parts.append(delta)
-        return [data_frame(t.chat_chunk(self.ids, c.Delta(content=delta)))]
-
-    def reasoning(self, delta: str) -> list[bytes]:
-        return [data_frame(t.chat_chunk(self.ids, c.Delta(reasoning_content=delta)))]
-
-    def closing(self, finished: TurnFinished) -> list[bytes]:
-        frames = [data_frame(t.chat_chunk(self.ids, c.Delta(), t.finish_reason(finished)))]
-        if self.plan.include_usage:
-            frames.append(data_frame(t.chat_usage_chunk(self.ids, finished.usage)))
-        return [*frames, b"data: [DONE]\n\n"]
-
-    def failure(self, err: ApiError) -> list[bytes]:
-        return [data_frame(err.envelope()), b"data: [DONE]\n\n"]
-
-    def body(self, finished: TurnFinished) -> Any:
-        return t.chat_completion(self.ids, "".join(self.parts), finished)
-
-
-class CompletionsFormat(ChatFormat):
-    """Legacy text completions: same flow, `text_completion` objects."""
-
-    def __init__(self, plan: t.TurnPlan) -> None:
-        super().__init__(plan)
-        self.ids = t.ChatIds(id="cmpl-" + secrets.token_hex(12), created=self.ids.created, model=plan.requested_model)
-
-    def opening(self) -> list[bytes]:
-        return []
-
-    def text(self, delta: str) -> list[bytes]:
-        self.parts.append(delta)
-        return [data_frame(t.text_chunk(self.ids, delta, None))]
-
-    def reasoning(self, delta: str) -> list[bytes]:
-        return []
-
-    def closing(self, finished: TurnFinished) -> list[bytes]:
-        frames = [data_frame(t.text_chunk(self.ids, "", t.finish_reason(finished)))]
-        if self.plan.include_usage:
-            usage = msgspec.structs.replace(
-                t.text_chunk(self.ids, "", None), choices=[], usage=t.chat_usage(finished.usage)
-            )
-            frames.append(data_frame(usage))
-        return [*frames, b"data: [DONE]\n\n"]
-
-    def body(self, finished: TurnFinished) -> Any:
-        return t.text_completion(self.ids, "".join(self.parts), finished)
-
-
-class ResponsesFormat:
-    """Responses API: typed `event:`/`data:` frames with increasing sequence numbers."""
-
-    def __init__(self, plan: t.TurnPlan) -> None:
-        suffix = secrets.token_hex(12)
-        ids = t.ResponseIds(
-            id="resp_" + suffix, created_at=int(time.time()), message_id="msg_" + suffix, reasoning_id="rs_" + suffix
-        )
-        self.builder = t.ResponseBuilder(ids, plan)
-
-    @staticmethod
-    def _frames(events: list[r.ResponseEvent]) -> list[bytes]:
-        out = []
-        for event in events:
-            payload = ENCODER.encode(event)
-            name = type(event).__struct_config__.tag
-            out.append(b"event: " + str(name).encode() + b"\ndata: " + payload + b"\n\n")
-        return out
-
-    def opening(self) -> list[bytes]:
-        return self._frames(self.builder.opening())
-
-    def text(self, delta: str) -> list[bytes]:
-        return self._frames(self.builder.on_text(delta))
-
-    def reasoning(self, delta: str) -> list[bytes]:
-        return self._frames(self.builder.on_reasoning(delta))
-
-    def closing(self, finished: TurnFinished) -> list[bytes]:
-        return self._frames(self.builder.closing(finished))
-
-    def failure(self, err: ApiError) -> list[bytes]:
-        detail = ErrorDetail(message=err.message, type=err.type, param=err.param, code=err.code)
-        return self._frames(self.builder.failure(detail))
-
-    def body(self, finished: TurnFinished) -> Any:
-        return self.builder.response("completed", finished.usage)
+    def _release_held(self) -> list[bytes]:
+        if not (self.hold and self.stream):
+            return []
+        self.hold = False
+        frames: list[bytes] = []
+        for item in self.acc.items:
+            if isinstance(item, MessageOut):
+                frames += self.enc.text(item, item.text, True)
+        return frames
 
 
 # ---- execution ---------------------------------------------------------------------------------------------
 
 
 async def paced(
-    session: TurnSession, *, keepalive: float | None, idle: float, deadline: float
-) -> AsyncIterator[TextDelta | ReasoningDelta | TurnFinished | None]:
-    """The session's events, `None` for each keepalive tick; 504 ApiError on idle or overall timeout.
+    turn: OpenTurn, *, keepalive: float | None, idle: float, deadline: float
+) -> AsyncIterator[TurnEvent | None]:
+    """The turn's events, `None` for each keepalive tick; 504 ApiError on idle or overall timeout.
 
     The pending `next_event` survives keepalive ticks (no event is ever lost); it is cancelled only on exit.
     """
-    pending: asyncio.Task[Any] | None = None
+    pending: asyncio.Task[TurnEvent | None] | None = None
     last = time.monotonic()
     try:
         while True:
             if pending is None:
-                pending = asyncio.ensure_future(session.next_event())
+                pending = asyncio.ensure_future(turn.next_event())
             now = time.monotonic()
             wake = min(deadline, last + idle, now + keepalive if keepalive else float("inf"))
             done, _ = await asyncio.wait({pending}, timeout=max(0.0, wake - now))
@@ -226,18 +183,10 @@ async def paced(
                 await pending
 
 
-def _failure(finished: TurnFinished) -> ApiError | None:
-    if finished.status == "completed" and finished.error is None:
-        return None
-    if finished.error is not None:
-        return from_codex(finished.error)
-    return ApiError(502, "The turn was interrupted before it completed.", type="server_error", code="turn_interrupted")
-
-
 class TurnRecorder:
     """Records one request's outcome exactly once: the metrics counters and a usage log line."""
 
-    def __init__(self, ctx: ApiContext, request: Request, plan: t.TurnPlan) -> None:
+    def __init__(self, ctx: ApiContext, request: Request, plan: TurnPlan) -> None:
         state = request.scope.get("state", {})
         self.ctx = ctx
         self.started = time.monotonic()
@@ -273,49 +222,31 @@ class TurnRecorder:
         )
 
 
-async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: WireFormat) -> Response[Any]:
+async def execute(ctx: ApiContext, request: Request, plan: TurnPlan, encoder: EncoderFactory) -> Response[Any]:
     s = ctx.settings
-    pool = ctx.backend.pool
-    if pool is None:
-        raise not_ready(ctx.backend.not_ready_reason())
     if plan.stream:
         ctx.streams.acquire()
     recorder = TurnRecorder(ctx, request, plan)
-    session = TurnSession(
-        pool,
-        plan.turn,
-        overload_retries=s.worker_overload_retries,
-        usage_grace=s.usage_grace_ms / 1000,
-        in_flight=ctx.backend.in_flight,
-    )
     try:
-        await session.__aenter__()
+        turn = await ctx.backend.open_turn(plan.turn)
     except BaseException as exc:
         if plan.stream:
             ctx.streams.release()
         recorder.finish("rejected", None)  # busy, overloaded, not ready, or the turn failed to start
         raise _mapped(exc) from exc
+    relay = Relay(plan, encoder(plan, OutputAccumulator()), stream=plan.stream)
     deadline = time.monotonic() + s.request_timeout_ms / 1000
     if not plan.stream:
         try:
-            response = await _collect(recorder, session, fmt, idle=s.idle_timeout_ms / 1000, deadline=deadline)
-        except BaseException:
-            await session.__aexit__(None, None, None)
-            raise
-        # Interrupt/unsubscribe/delete run after the body is sent: the client never waits for codex's clean-up.
-        response.background = BackgroundTask(session.__aexit__, None, None, None)
-        return response
+            return await _collect(recorder, turn, relay, idle=s.idle_timeout_ms / 1000, deadline=deadline)
+        finally:
+            # The owner interrupts/unsubscribes/deletes after this: the client never waits for codex's clean-up.
+            turn.release()
     keepalive = (
         s.sse_keepalive_ms / 1000 if s.sse_keepalive_ms and request.headers.get("x-no-keepalive") != "1" else None
     )
     body = _stream(
-        ctx,
-        recorder,
-        session,
-        fmt,
-        keepalive=keepalive,
-        idle=s.stream_idle_timeout_ms / 1000,
-        deadline=deadline,
+        ctx, recorder, turn, relay, keepalive=keepalive, idle=s.stream_idle_timeout_ms / 1000, deadline=deadline
     )
     return Stream(body, media_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -338,17 +269,21 @@ def _mapped(exc: BaseException) -> BaseException:
     return exc
 
 
+def _outcome(relay: Relay, finished: TurnFinished) -> str:
+    return "failed" if relay.failure is not None else finished.status
+
+
 async def _collect(
-    recorder: TurnRecorder, session: TurnSession, fmt: WireFormat, *, idle: float, deadline: float
+    recorder: TurnRecorder, turn: OpenTurn, relay: Relay, *, idle: float, deadline: float
 ) -> Response[Any]:
     finished: TurnFinished | None = None
     try:
-        async with contextlib.aclosing(paced(session, keepalive=None, idle=idle, deadline=deadline)) as events:
+        async with contextlib.aclosing(paced(turn, keepalive=None, idle=idle, deadline=deadline)) as events:
             async for event in events:
-                if isinstance(event, TurnFinished):
-                    finished = event
-                else:
-                    _event_frames(fmt, event)  # accumulates the text; the frames themselves are not sent
+                if event is not None:
+                    relay.on(event)
+                    if isinstance(event, TurnFinished):
+                        finished = event
     except TurnFailed as exc:
         recorder.finish("worker_lost", None)
         return error_response(from_codex(exc.error))
@@ -356,30 +291,17 @@ async def _collect(
         recorder.finish("timeout", None)
         return error_response(exc)
     assert finished is not None
-    failure = _failure(finished)
-    recorder.finish("failed" if failure else finished.status, finished.usage)
-    if failure is not None:
-        return error_response(failure)
-    return Response(ENCODER.encode(fmt.body(finished)), media_type="application/json", status_code=200)
-
-
-def _event_frames(fmt: WireFormat, event: TextDelta | ReasoningDelta | TurnFinished | None) -> list[bytes]:
-    """The wire frames for one paced event (the format also accumulates the text for the final object)."""
-    if event is None:
-        return [KEEPALIVE]
-    if isinstance(event, TextDelta):
-        return fmt.text(event.text)
-    if isinstance(event, ReasoningDelta):
-        return fmt.reasoning(event.text)
-    failure = _failure(event)
-    return fmt.failure(failure) if failure else fmt.closing(event)
+    recorder.finish(_outcome(relay, finished), finished.usage)
+    if relay.failure is not None:
+        return error_response(relay.failure)
+    return Response(ENCODER.encode(relay.enc.body(finished)), media_type="application/json", status_code=200)
 
 
 async def _stream(
     ctx: ApiContext,
     recorder: TurnRecorder,
-    session: TurnSession,
-    fmt: WireFormat,
+    turn: OpenTurn,
+    relay: Relay,
     *,
     keepalive: float | None,
     idle: float,
@@ -387,23 +309,28 @@ async def _stream(
 ) -> AsyncIterator[bytes]:
     outcome = "cancelled"  # unless the stream reaches an end of its own: the client went away
     try:
-        for frame in fmt.opening():
+        for frame in relay.enc.opening():
             yield frame
-        async with contextlib.aclosing(paced(session, keepalive=keepalive, idle=idle, deadline=deadline)) as events:
+        async with contextlib.aclosing(paced(turn, keepalive=keepalive, idle=idle, deadline=deadline)) as events:
             async for event in events:
+                if event is None:
+                    yield KEEPALIVE
+                    continue
+                frames = relay.on(event)
                 if isinstance(event, TurnFinished):
-                    outcome = "failed" if _failure(event) else event.status
+                    outcome = _outcome(relay, event)
                     recorder.finish(outcome, event.usage)
-                for frame in _event_frames(fmt, event):
+                for frame in frames:
                     yield frame
     except (ApiError, TurnFailed) as exc:
         outcome = "timeout" if isinstance(exc, ApiError) else "worker_lost"
         recorder.finish(outcome, None)
-        for frame in fmt.failure(exc if isinstance(exc, ApiError) else from_codex(exc.error)):
+        err = exc if isinstance(exc, ApiError) else from_codex(exc.error)
+        for frame in relay.enc.failure(_detail(err)):
             yield frame
     finally:
         recorder.finish(outcome, None)  # no-op unless nothing above recorded: the client went away
-        # The SSE slot is the client's: free it before the (up to seconds-long) interrupt + unsubscribe, in the
-        # same step as the in-flight gauge drops, so a client that saw the gauge at 0 is not refused with a 429.
+        # The SSE slot is the client's: free it in the same step as the in-flight gauge drops, so a client that
+        # saw the gauge at 0 is not refused with a 429; the turn's owner cleans up after the response.
         ctx.streams.release()
-        await session.__aexit__(None, None, None)
+        turn.release()

@@ -1,8 +1,10 @@
 """JSON-RPC client over a `ChildTransport`: request ids → futures, notifications routed per thread.
 
-Every server→client request is answered at once (approvals declined, unknown methods -32601), so a turn can
-never hang on a question nobody answers. When the child goes away, every pending request fails and every
-thread subscriber receives `WorkerLost`, so callers learn within one event-loop tick, not after a timeout.
+Server→client requests: the few a turn must decide itself (`protocol.ROUTED_SERVER_REQUESTS`, i.e. client tool
+calls) go to that thread's queue as a `ServerRequest` with a way to reply; every other one is answered at once
+from the default table (approvals declined, unknown methods -32601), so a turn can never hang on a question
+nobody answers. When the child goes away, every pending request fails and every thread subscriber receives
+`ThreadEnded`, so callers learn within one event-loop tick, not after a timeout.
 """
 
 from __future__ import annotations
@@ -49,7 +51,34 @@ class ThreadEnded:
         self.reason = reason
 
 
-ThreadEvent = msgspec.Struct | ThreadEnded
+class ServerRequest:
+    """A server→client request routed to the turn of its thread. The turn answers it with `reply`/`fail`, or
+    deliberately never does (a tool call abandoned by an interrupt: codex cancels it itself)."""
+
+    def __init__(self, client: RpcClient, rid: int | str, method: str, params: msgspec.Raw) -> None:
+        self._client = client
+        self.id = rid
+        self.method = method
+        self.params = params
+        self.answered = False
+
+    async def reply(self, result: object) -> None:
+        await self._answer(p.OutResult(id=self.id, result=result))
+
+    async def fail(self, code: int, message: str) -> None:
+        await self._answer(p.OutError(id=self.id, error=p.RpcError(code=code, message=message)))
+
+    async def _answer(self, message: msgspec.Struct) -> None:
+        if self.answered:
+            return
+        self.answered = True
+        self._client.server_requests_answered += 1
+        with contextlib.suppress(WorkerLost):
+            await self._client._send(message)
+
+
+ThreadEvent = msgspec.Struct | ThreadEnded | ServerRequest
+_THREAD_SCOPED = msgspec.json.Decoder(p.ThreadScoped)
 
 
 class RpcClient:
@@ -189,6 +218,8 @@ class RpcClient:
 
     async def _answer_server_request(self, env: p.Envelope) -> None:
         assert env.id is not None and env.method is not None
+        if env.method in p.ROUTED_SERVER_REQUESTS and self._route_server_request(env):
+            return
         answer = p.SERVER_REQUEST_ANSWERS.get(env.method)
         if answer is not None:
             message: msgspec.Struct = p.OutResult(id=env.id, result=answer)
@@ -200,6 +231,22 @@ class RpcClient:
         self.server_requests_answered += 1
         with contextlib.suppress(WorkerLost):
             await self._send(message)
+
+    def _route_server_request(self, env: p.Envelope) -> bool:
+        """Queue a routed request for its thread's turn. A request for a thread whose turn already ended is
+        dropped unanswered on purpose: that turn was interrupted, and codex cancels the call itself."""
+        assert env.id is not None and env.method is not None
+        try:
+            thread_id = _THREAD_SCOPED.decode(env.params).thread_id
+        except msgspec.DecodeError:
+            return False
+        if thread_id in self._threads:
+            self._threads[thread_id].put_nowait(ServerRequest(self, env.id, env.method, env.params))
+            return True
+        if thread_id in self._closed_threads:
+            logger.debug("%s: left %s for ended thread %s unanswered", self.name, env.method, thread_id)
+            return True
+        return False
 
     def _shutdown(self, reason: str) -> None:
         if self.closed.is_set():

@@ -86,6 +86,26 @@ class InitializeResult(_Camel):
 # ---- threads and turns -------------------------------------------------------------------------------------
 
 
+class DynamicFunctionTool(_Camel, tag="function", tag_field="type"):
+    """A client function tool offered to the model (`thread/start.dynamicTools`); `inputSchema` is the client's
+    JSON Schema, passed through byte for byte."""
+
+    name: str
+    description: str
+    input_schema: Raw
+
+
+class DynamicNamespaceTool(_Camel, tag="namespace", tag_field="type"):
+    """A named group of client function tools (Codex CLI declares one); calls carry the namespace back."""
+
+    name: str
+    description: str
+    tools: list[DynamicFunctionTool]
+
+
+DynamicTool = DynamicFunctionTool | DynamicNamespaceTool
+
+
 class ThreadStartParams(_Camel):
     ephemeral: bool = True
     model: str | UnsetType = UNSET
@@ -94,8 +114,12 @@ class ThreadStartParams(_Camel):
     sandbox: str = "read-only"
     developer_instructions: str | UnsetType = UNSET
     base_instructions: str | UnsetType = UNSET
-    config: dict[str, Any] | UnsetType = UNSET
+    config: dict[str, str] | UnsetType = UNSET
     service_name: str | UnsetType = UNSET
+    dynamic_tools: list[DynamicTool] | UnsetType = UNSET
+    # Raw Responses items on the event stream: the only signal that marks the end of one model response, which is
+    # how a batch of parallel tool calls is known to be complete (app-server-protocol.md §11).
+    experimental_raw_events: bool | UnsetType = UNSET
 
 
 class ThreadRef(_Camel):
@@ -108,24 +132,42 @@ class ThreadStartResult(_Camel):
 
 
 class ContentPart(Struct, omit_defaults=True):
-    """A Responses-API content part inside an injected history message (snake_case, raw item format)."""
+    """A Responses-API content part inside an injected history item (snake_case, raw item format)."""
 
     type: Literal["input_text", "output_text", "input_image"]
     text: str | None = None
     image_url: str | None = None
 
 
-class MessageItem(Struct):
+class MessageItem(Struct, tag="message", tag_field="type"):
     """A raw Responses `message` item for `thread/inject_items` (history replay)."""
 
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "developer"]
     content: list[ContentPart]
-    type: Literal["message"] = "message"
+
+
+class FunctionCallItem(Struct, omit_defaults=True, tag="function_call", tag_field="type"):
+    """A tool call the model made earlier in the conversation (arguments: the JSON text the model wrote)."""
+
+    call_id: str
+    name: str
+    arguments: str
+    namespace: str | UnsetType = UNSET
+
+
+class FunctionCallOutputItem(Struct, tag="function_call_output", tag_field="type"):
+    """The client's result for `call_id`; text, or content parts when the result carries images."""
+
+    call_id: str
+    output: str | list[ContentPart]
+
+
+HistoryItem = MessageItem | FunctionCallItem | FunctionCallOutputItem
 
 
 class ThreadInjectItemsParams(_Camel):
     thread_id: str
-    items: list[MessageItem]
+    items: list[HistoryItem]
 
 
 class TextInput(Struct):
@@ -148,6 +190,7 @@ class TurnStartParams(_Camel):
     input: list[TextInput | ImageInput]
     effort: str | UnsetType = UNSET
     summary: str | UnsetType = UNSET
+    output_schema: Raw | UnsetType = UNSET  # JSON Schema for the final message; codex sends it as `text.format`
 
 
 class TurnRef(_Camel):
@@ -299,6 +342,31 @@ class ItemNotification(_Camel):
     turn_id: str = ""
 
 
+class RawItem(_Camel):
+    """A raw Responses output item (`rawResponseItem/completed`). Only function calls are read; every other field
+    (large developer messages included) is skipped by the decoder."""
+
+    type: str
+    name: str | None = None
+    namespace: str | None = None
+    arguments: str | None = None
+    call_id: str | None = msgspec.field(default=None, name="call_id")
+
+
+class RawResponseItemCompleted(_Camel):
+    thread_id: str
+    item: RawItem
+    turn_id: str = ""
+
+
+class RawResponseCompleted(_Camel):
+    """One model response finished; `usage` is that response's exact usage."""
+
+    thread_id: str
+    turn_id: str = ""
+    usage: TokenBreakdown | None = None
+
+
 Notification = (
     AgentMessageDelta
     | ReasoningSummaryDelta
@@ -308,6 +376,8 @@ Notification = (
     | ErrorNotification
     | ThreadStatusChanged
     | ItemNotification
+    | RawResponseItemCompleted
+    | RawResponseCompleted
 )
 
 NOTIFICATION_TYPES: dict[str, type[Struct]] = {
@@ -320,6 +390,8 @@ NOTIFICATION_TYPES: dict[str, type[Struct]] = {
     "thread/status/changed": ThreadStatusChanged,
     "item/started": ItemNotification,
     "item/completed": ItemNotification,
+    "rawResponseItem/completed": RawResponseItemCompleted,
+    "rawResponse/completed": RawResponseCompleted,
 }
 
 # Notifications we never use and ask app-server not to send (exact names; no wildcards in the protocol).
@@ -340,6 +412,27 @@ NOISY_NOTIFICATIONS = [
 
 
 # ---- server → client requests: what we answer ------------------------------------------------------------
+
+
+class ThreadScoped(_Camel):
+    """The one field every thread-scoped server request carries; enough to route it to its turn."""
+
+    thread_id: str = ""
+
+
+class ToolCallParams(_Camel):
+    """`item/tool/call`: codex asks the client to run one of its dynamic tools (arguments already parsed)."""
+
+    thread_id: str
+    turn_id: str = ""
+    call_id: str = ""
+    tool: str = ""
+    namespace: str | None = None
+
+
+# Server requests that go to the turn they belong to (it decides whether and how to answer); every other one is
+# answered at once from SERVER_REQUEST_ANSWERS, and so is a routed one whose thread has no live turn.
+ROUTED_SERVER_REQUESTS = frozenset({"item/tool/call"})
 
 DECLINE = {"decision": "decline"}
 SERVER_REQUEST_ANSWERS: dict[str, Any] = {

@@ -1,10 +1,15 @@
 """One stateless request as one ephemeral thread and one turn on a leased worker.
 
-`TurnSession` gives `TextDelta`/`ReasoningDelta` as codex streams them and ends with one `TurnFinished`
-carrying the exact usage (Δ of `thread/tokenUsage/updated` totals; with a fresh thread that is the total) and
-the failure, if any. Whatever ends the session — completion, an exception, the caller's cancellation on a
-client disconnect or a timeout — its exit interrupts an unfinished turn (shielded, bounded), unsubscribes the
-thread and frees the worker slot.
+A `TurnRequest` (built by app.translate) says what the client asked for in Codex terms: the input, the history
+as typed items (messages, tool calls, tool results — injected 1:1 with `thread/inject_items`), the client's
+tools and an optional output schema. `TurnSession` opens it and yields typed events as codex streams them:
+`TextDelta`, `ReasoningDelta`, `ToolCallsRequested` (the model called client tools: every call of that model
+response, together) and one `TurnFinished` carrying the finish reason, the exact usage and the failure, if any.
+
+Ownership: `TurnTasks.open()` gives each turn one owner task that holds the session's `async with`. The HTTP
+side reads events and calls `release()` when its response is done; the owner then interrupts an unfinished turn
+(a tool call ends the response while codex still waits for the result), unsubscribes and deletes the thread and
+frees the worker slot — after the response, never in front of it.
 """
 
 from __future__ import annotations
@@ -14,13 +19,13 @@ import contextlib
 import logging
 import random
 import time
-from typing import Literal
+from typing import Literal, Protocol
 
 import anyio
 import msgspec
 
 from app.codex import protocol as p
-from app.codex.client import RpcClient, RpcFailure, ThreadEnded, WorkerLost
+from app.codex.client import RpcClient, RpcFailure, ServerRequest, ThreadEnded, WorkerLost
 from app.codex.pool import Lease, Worker, WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -29,23 +34,55 @@ INTERRUPT_TIMEOUT = 1.0
 USAGE_BACKSTOP = 1.5
 
 
-class HistoryMessage(msgspec.Struct, frozen=True):
-    role: Literal["user", "assistant"]
+# ---- what the client asked for --------------------------------------------------------------------------------
+
+
+class HistoryMessage(msgspec.Struct, frozen=True, tag="message"):
+    role: Literal["user", "assistant", "developer"]
     text: str
     images: tuple[str, ...] = ()  # data URLs (user messages only)
 
 
-class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
-    """What the client asked for, in Codex terms (built by app.translate, never from raw dicts)."""
+class HistoryToolCall(msgspec.Struct, frozen=True, tag="function_call"):
+    """A call the model made earlier; `arguments` is the JSON text exactly as the client sent it back."""
 
-    input_text: str
+    call_id: str
+    name: str
+    arguments: str
+    namespace: str | None = None
+
+
+class HistoryToolResult(msgspec.Struct, frozen=True, tag="function_call_output"):
+    """The client's result for one earlier call (text, plus images when the tool returned some)."""
+
+    call_id: str
+    text: str
+    images: tuple[str, ...] = ()
+
+
+HistoryItem = HistoryMessage | HistoryToolCall | HistoryToolResult
+
+
+class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """What the client asked for, in Codex terms (built by app.translate, never from raw dicts).
+
+    Empty `input_text` and `input_images` mean a continuation: the history ends with tool results and the model
+    goes on from them (turn/start with no new user input)."""
+
+    input_text: str = ""
     input_images: tuple[str, ...] = ()
-    history: tuple[HistoryMessage, ...] = ()
+    history: tuple[HistoryItem, ...] = ()
     model: str | None = None
     effort: str | None = None
     summary: str | None = None
     developer_instructions: str | None = None
     cwd: str | None = None
+    tools: tuple[p.DynamicTool, ...] = ()
+    parallel_tool_calls: bool = True
+    output_schema: msgspec.Raw | None = None
+
+
+# ---- what the turn yields -------------------------------------------------------------------------------------
 
 
 class Usage(msgspec.Struct, frozen=True):
@@ -54,6 +91,15 @@ class Usage(msgspec.Struct, frozen=True):
     output_tokens: int = 0
     reasoning_output_tokens: int = 0
     total_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            reasoning_output_tokens=self.reasoning_output_tokens + other.reasoning_output_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
 
 
 class CodexError(msgspec.Struct, frozen=True):
@@ -73,13 +119,32 @@ class ReasoningDelta(msgspec.Struct, frozen=True):
     text: str
 
 
+class ToolCall(msgspec.Struct, frozen=True):
+    """One client-tool call: `arguments` is the JSON text the model wrote, unchanged."""
+
+    call_id: str
+    name: str
+    arguments: str
+    namespace: str | None = None
+
+
+class ToolCallsRequested(msgspec.Struct, frozen=True):
+    """The model called client tools: all calls of one model response, in order. The response ends here."""
+
+    calls: tuple[ToolCall, ...]
+
+
+FinishReason = Literal["stop", "tool_calls"]
+
+
 class TurnFinished(msgspec.Struct, frozen=True):
     status: Literal["completed", "interrupted", "failed"]
     usage: Usage | None
     error: CodexError | None = None
+    reason: FinishReason = "stop"
 
 
-TurnEvent = TextDelta | ReasoningDelta | TurnFinished
+TurnEvent = TextDelta | ReasoningDelta | ToolCallsRequested | TurnFinished
 
 
 class TurnFailed(Exception):
@@ -90,11 +155,29 @@ class TurnFailed(Exception):
         self.error = error
 
 
+class OpenTurn(Protocol):
+    """What the HTTP pipeline holds while it relays a turn: its events, then `release()` once the response is
+    done (cleanup continues without the client waiting)."""
+
+    async def next_event(self) -> TurnEvent | None: ...
+
+    def release(self) -> None: ...
+
+
+class TurnSource(Protocol):
+    """Where turns come from: the worker pool in the app, a script of events in the in-process tests."""
+
+    async def open(self, req: TurnRequest) -> OpenTurn: ...
+
+
 class InFlight:
     """Counts turns between start and cleanup (exposed on /healthz and /metrics)."""
 
     def __init__(self) -> None:
         self.value = 0
+
+
+# ---- opening a turn ---------------------------------------------------------------------------------------------
 
 
 def _usage(b: p.TokenBreakdown) -> Usage:
@@ -112,6 +195,39 @@ def _error_from(err: p.TurnError) -> CodexError:
     return CodexError(message=err.message or "codex reported an error", info=info, http_status=status)
 
 
+def _thread_params(req: TurnRequest) -> p.ThreadStartParams:
+    return p.ThreadStartParams(
+        ephemeral=True,
+        model=req.model if req.model else msgspec.UNSET,
+        cwd=req.cwd if req.cwd else msgspec.UNSET,
+        developer_instructions=req.developer_instructions or msgspec.UNSET,
+        config={"model_reasoning_effort": req.effort} if req.effort else msgspec.UNSET,
+        dynamic_tools=list(req.tools) if req.tools else msgspec.UNSET,
+        experimental_raw_events=True if req.tools else msgspec.UNSET,
+    )
+
+
+def history_item(item: HistoryItem) -> p.HistoryItem:
+    """One history item as the raw Responses item `thread/inject_items` takes (a 1:1 mapping)."""
+    if isinstance(item, HistoryMessage):
+        kind: Literal["input_text", "output_text"] = "output_text" if item.role == "assistant" else "input_text"
+        parts = [p.ContentPart(type=kind, text=item.text)] if item.text or not item.images else []
+        parts += [p.ContentPart(type="input_image", image_url=url) for url in item.images]
+        return p.MessageItem(role=item.role, content=parts)
+    if isinstance(item, HistoryToolCall):
+        return p.FunctionCallItem(
+            call_id=item.call_id,
+            name=item.name,
+            arguments=item.arguments,
+            namespace=item.namespace if item.namespace else msgspec.UNSET,
+        )
+    if not item.images:
+        return p.FunctionCallOutputItem(call_id=item.call_id, output=item.text)
+    parts = [p.ContentPart(type="input_text", text=item.text)] if item.text else []
+    parts += [p.ContentPart(type="input_image", image_url=url) for url in item.images]
+    return p.FunctionCallOutputItem(call_id=item.call_id, output=parts)
+
+
 async def _open(pool: WorkerPool, req: TurnRequest, retries: int) -> tuple[Lease, str, str]:
     """Lease a worker, start the ephemeral thread (with history) and the turn; retry -32001 elsewhere."""
     tried: list[Worker] = []
@@ -121,32 +237,28 @@ async def _open(pool: WorkerPool, req: TurnRequest, retries: int) -> tuple[Lease
         client = lease.client
         thread_id = ""
         try:
-            params = p.ThreadStartParams(
-                ephemeral=True,
-                model=req.model if req.model else msgspec.UNSET,
-                cwd=req.cwd if req.cwd else msgspec.UNSET,
-                developer_instructions=req.developer_instructions or msgspec.UNSET,
-                config={"model_reasoning_effort": req.effort} if req.effort else msgspec.UNSET,
-            )
             started = await client.request(
-                "thread/start", params, timeout=lease.request_timeout, result_type=p.ThreadStartResult
+                "thread/start", _thread_params(req), timeout=lease.request_timeout, result_type=p.ThreadStartResult
             )
             thread_id = started.thread.id
             client.subscribe(thread_id)
             if req.history:
-                items = [p.MessageItem(role=m.role, content=_history_parts(m)) for m in req.history]
+                items = [history_item(item) for item in req.history]
                 await client.request(
                     "thread/inject_items",
                     p.ThreadInjectItemsParams(thread_id=thread_id, items=items),
                     timeout=lease.request_timeout,
                 )
+            inputs: list[p.TextInput | p.ImageInput] = [p.TextInput(text=req.input_text)] if req.input_text else []
+            inputs += [p.ImageInput(url=u) for u in req.input_images]
             turn = await client.request(
                 "turn/start",
                 p.TurnStartParams(
                     thread_id=thread_id,
-                    input=[p.TextInput(text=req.input_text), *(p.ImageInput(url=u) for u in req.input_images)],
+                    input=inputs,
                     effort=req.effort or msgspec.UNSET,
                     summary=req.summary or msgspec.UNSET,
+                    output_schema=req.output_schema if req.output_schema is not None else msgspec.UNSET,
                 ),
                 timeout=lease.request_timeout,
                 result_type=p.TurnStartResult,
@@ -166,12 +278,6 @@ async def _open(pool: WorkerPool, req: TurnRequest, retries: int) -> tuple[Lease
             raise
 
 
-def _history_parts(message: HistoryMessage) -> list[p.ContentPart]:
-    kind: Literal["input_text", "output_text"] = "input_text" if message.role == "user" else "output_text"
-    parts = [p.ContentPart(type=kind, text=message.text)] if message.text or not message.images else []
-    return parts + [p.ContentPart(type="input_image", image_url=url) for url in message.images]
-
-
 async def _close_thread(client: RpcClient, thread_id: str, timeout: float) -> None:
     """Unsubscribe and delete: an ephemeral thread stays loaded (and keeps its memory) for 30 minutes after an
     unsubscribe alone; `thread/delete` unloads it at once, which keeps codex's RSS flat over thousands of turns."""
@@ -186,13 +292,51 @@ async def _close_thread(client: RpcClient, thread_id: str, timeout: float) -> No
         await client.request("thread/delete", params, timeout=timeout * 10)
 
 
+# ---- the session ------------------------------------------------------------------------------------------------
+
+
+class _ToolBatch:
+    """Client-tool calls of the current model response, collected from raw items until the response completes.
+
+    codex dispatches each call as an `item/tool/call` request as soon as the model emits it; they are held
+    unanswered (the client runs the tools, not us) and abandoned by the interrupt that ends the turn."""
+
+    def __init__(self, tools: tuple[p.DynamicTool, ...], parallel: bool) -> None:
+        self.declared: set[tuple[str | None, str]] = set()
+        for tool in tools:
+            if isinstance(tool, p.DynamicNamespaceTool):
+                self.declared.update((tool.name, t.name) for t in tool.tools)
+            else:
+                self.declared.add((None, tool.name))
+        self.parallel = parallel
+        self.calls: list[ToolCall] = []
+        self.usage: Usage | None = None  # summed over the turn's model responses
+        self.held: list[ServerRequest] = []
+
+    def on_item(self, item: p.RawItem) -> None:
+        if item.type != "function_call" or item.name is None or item.call_id is None:
+            return
+        if (item.namespace, item.name) not in self.declared:
+            return  # a codex built-in (request_user_input): codex answers it itself
+        if self.calls and not self.parallel:
+            return  # `parallel_tool_calls: false`: the client asked for at most one call per response
+        self.calls.append(ToolCall(item.call_id, item.name, item.arguments or "{}", item.namespace))
+
+    def on_response(self, usage: p.TokenBreakdown | None) -> bool:
+        """A model response completed; True when it called client tools (the batch is complete)."""
+        if usage is not None:
+            self.usage = _usage(usage) if self.usage is None else self.usage + _usage(usage)
+        return bool(self.calls)
+
+
 class TurnSession:
     """An opened turn: `async with TurnSession(...) as turn:` then `await turn.next_event()` until None.
 
     Opening (lease, thread/start, history, turn/start) happens in `__aenter__`, so the HTTP layer can still
     answer busy/overloaded/not-ready with a proper status before committing stream headers. `next_event` is a
     plain coroutine that is safe to cancel (a timeout or keepalive wait never loses an event). `__aexit__`
-    always cleans up, shielded from the caller's cancellation.
+    always cleans up, shielded from the caller's cancellation. In the app one owner task holds the `async with`
+    (see `TurnTasks`); tests may hold it directly.
     """
 
     def __init__(
@@ -211,6 +355,9 @@ class TurnSession:
         self.status: str | None = None
         self.idle = False
         self.finished = False
+        self.released = asyncio.Event()
+        self._pending_finish: TurnFinished | None = None
+        self._tools = _ToolBatch(req.tools, req.parallel_tool_calls) if req.tools else None
         self._queue: asyncio.Queue | None = None
 
     async def __aenter__(self) -> TurnSession:
@@ -230,16 +377,29 @@ class TurnSession:
         self.in_flight.value -= 1
         client = lease.client
         with anyio.CancelScope(shield=True):
-            if not self.finished and not client.closed.is_set():
+            if not self.finished_in_codex and not client.closed.is_set():
                 await _interrupt(client, self.thread_id, self.turn_id)
             await _close_thread(client, self.thread_id, min(lease.request_timeout, 2.0))
             lease.release()
 
+    @property
+    def finished_in_codex(self) -> bool:
+        """Codex itself ended the turn (a tool-call finish does not: the turn waits for results until interrupted)."""
+        return self.status is not None
+
+    def release(self) -> None:
+        """The HTTP response is done with this turn; its owner may clean up now."""
+        self.released.set()
+
     async def next_event(self) -> TurnEvent | None:
-        """The next delta, then one TurnFinished, then None. Raises TurnFailed if the worker is lost."""
+        """The next delta or tool-call batch, then one TurnFinished, then None. Raises TurnFailed if the worker is
+        lost."""
         assert self._queue is not None
         if self.finished:
             return None
+        if self._pending_finish is not None:
+            self.finished = True
+            return self._pending_finish
         while self.status is None:
             event = await self._queue.get()
             if isinstance(event, ThreadEnded):
@@ -255,6 +415,11 @@ class TurnSession:
                     self.status = event.turn.status
                     if event.turn.error is not None and self.error is None:
                         self.error = _error_from(event.turn.error)
+            elif self._tools is not None:
+                if (batch := self._on_tool_event(event)) is not None:
+                    return batch
+            elif isinstance(event, ServerRequest):  # routed, but this turn offered no tools: nothing to run
+                await event.fail(p.METHOD_NOT_FOUND, f"{event.method}: this turn has no client tools")
             else:
                 self._track(event)
         if self.status == "completed":
@@ -265,6 +430,22 @@ class TurnSession:
         if final == "failed" and self.error is None:
             self.error = CodexError(message="codex reported the turn as failed")
         return TurnFinished(status=final, usage=self.usage, error=self.error)  # type: ignore[arg-type]
+
+    def _on_tool_event(self, event: object) -> TurnEvent | None:
+        """Tool-call bookkeeping; returns the batch once its model response completed, else None."""
+        tools = self._tools
+        assert tools is not None
+        if isinstance(event, ServerRequest):
+            tools.held.append(event)  # answered never: the client runs the tool; the interrupt abandons the call
+        elif isinstance(event, p.RawResponseItemCompleted):
+            tools.on_item(event.item)
+        elif isinstance(event, p.RawResponseCompleted):
+            if tools.on_response(event.usage):
+                self._pending_finish = TurnFinished(status="completed", usage=tools.usage, reason="tool_calls")
+                return ToolCallsRequested(tuple(tools.calls))
+        else:
+            self._track(event)
+        return None
 
     def _track(self, event: object) -> None:
         if isinstance(event, p.TokenUsageUpdated):
@@ -309,3 +490,61 @@ async def _interrupt(client: RpcClient, thread_id: str, turn_id: str) -> None:
             p.TurnInterruptParams(thread_id=thread_id, turn_id=turn_id),
             timeout=INTERRUPT_TIMEOUT * 30,
         )
+
+
+class TurnTasks:
+    """Owns one task per open turn. The task holds the session's `async with` from opening until the HTTP side
+    calls `release()`, then cleans up (interrupt, unsubscribe, delete, free the slot) on its own time, so a
+    response is never held open by codex's clean-up. `aclose()` at shutdown releases and awaits them all."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[asyncio.Task[None], TurnSession] = {}
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def open(self, session: TurnSession) -> TurnSession:
+        """Open `session` in its owner task; raises what opening raised (busy, not ready, TurnFailed…)."""
+        opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._own(session, opened), name=f"turn-owner-{id(session):x}")
+        self._tasks[task] = session
+        task.add_done_callback(self._forget)
+        try:
+            await opened
+        except asyncio.CancelledError:
+            session.release()  # opened just now, or still opening: either way nobody will read this turn
+            task.cancel()
+            raise
+        return session
+
+    async def _own(self, session: TurnSession, opened: asyncio.Future[None]) -> None:
+        try:
+            async with session:
+                if opened.done():  # the caller gave up while we were opening
+                    return
+                opened.set_result(None)
+                await session.released.wait()
+        except BaseException as exc:
+            if not opened.done():
+                opened.set_exception(exc)
+                return
+            if not isinstance(exc, asyncio.CancelledError):
+                logger.exception("turn owner failed after the turn was opened")
+            raise
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        if not task.cancelled():
+            task.exception()  # retrieved (and logged above), so asyncio does not warn about it again
+
+    async def aclose(self, timeout: float) -> None:
+        for session in self._tasks.values():
+            session.release()
+        tasks = list(self._tasks)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)

@@ -6,7 +6,7 @@ typed only so that a wrong type is still a clear 400); semantic checks live in a
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
@@ -23,13 +23,64 @@ class ContentPart(Struct):
     image_url: ImageURL | str | None = None
 
 
+class FunctionCallPayload(Struct):
+    """`{name, arguments}` of a call: arguments are the JSON text the model wrote (a string, per OpenAI)."""
+
+    name: str
+    arguments: str = ""
+
+
+class ChatToolCall(Struct):
+    """An assistant message's `tool_calls[]` entry (sent back by the client in the next request)."""
+
+    id: str
+    function: FunctionCallPayload
+    type: str = "function"
+
+
 class ChatMessage(Struct):
     role: str
     content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_call_id: str | None = None
-    tool_calls: Any = None
-    function_call: Any = None
+    tool_calls: list[ChatToolCall] | None = None
+    function_call: FunctionCallPayload | None = None  # legacy single call (before `tool_calls`)
+
+
+class FunctionDefinition(Struct):
+    """A function the client offers: `parameters` is its JSON Schema, kept as raw JSON and passed through."""
+
+    name: str
+    description: str | None = None
+    parameters: msgspec.Raw = msgspec.Raw()  # absent: empty (msgspec cannot take `Raw | None`)
+    strict: bool | None = None
+
+
+class ChatTool(Struct):
+    """`tools[]`: `{type:"function", function:{…}}`; other types are recognised by `type` (see app.translate)."""
+
+    type: str
+    function: FunctionDefinition | None = None
+    name: str | None = None
+
+
+class NamedFunction(Struct):
+    name: str
+
+
+class ChatToolChoice(Struct):
+    """`tool_choice` as an object: `{type:"function", function:{name}}` (chat) or `{type:"function", name}`."""
+
+    type: str
+    function: NamedFunction | None = None
+    name: str | None = None
+
+
+class JsonSchemaFormat(Struct):
+    name: str | None = None
+    description: str | None = None
+    schema: msgspec.Raw = msgspec.Raw()  # absent: empty (msgspec cannot take `Raw | None`)
+    strict: bool | None = None
 
 
 class StreamOptions(Struct):
@@ -43,7 +94,7 @@ class ReasoningOptions(Struct):
 
 class ResponseFormat(Struct):
     type: str
-    json_schema: Any = None
+    json_schema: JsonSchemaFormat | None = None
 
 
 class ChatCompletionRequest(Struct):
@@ -68,15 +119,16 @@ class ChatCompletionRequest(Struct):
     stop: str | list[str] | None = None
     store: bool | None = None
     service_tier: str | None = None
-    # Refused until client tools land (a clear 400 naming the parameter, never silently ignored).
-    logprobs: bool | None = None
-    top_logprobs: int | None = None
-    tools: list[Any] | None = None
-    functions: list[Any] | None = None
-    tool_choice: Any = None
-    function_call: Any = None
+    # Client tools and structured output (app.translate.inbound.tools / .structured).
+    tools: list[ChatTool] | None = None
+    functions: list[FunctionDefinition] | None = None
+    tool_choice: str | ChatToolChoice | None = None
+    function_call: str | NamedFunction | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
+    # Refused (a clear 400 naming the parameter, never silently ignored).
+    logprobs: bool | None = None
+    top_logprobs: int | None = None
 
 
 class CompletionRequest(Struct):
@@ -118,9 +170,25 @@ class ChatUsage(Struct):
 
 
 class AssistantMessage(Struct):
-    content: str
+    content: str | None
     role: Literal["assistant"] = "assistant"
+    tool_calls: list[ChatToolCall] | UnsetType = UNSET  # UNSET fields are left out of the JSON
+    reasoning_content: str | UnsetType = UNSET
     refusal: None = None
+
+
+class DeltaFunction(Struct):
+    name: str | UnsetType = UNSET
+    arguments: str = ""
+
+
+class DeltaToolCall(Struct):
+    """A streamed tool-call fragment: `id`, `type` and `function.name` on the first one, argument text after."""
+
+    index: int
+    function: DeltaFunction
+    id: str | UnsetType = UNSET
+    type: str | UnsetType = UNSET
 
 
 class Choice(Struct):
@@ -142,8 +210,9 @@ class ChatCompletion(Struct):
 
 class Delta(Struct, omit_defaults=True):
     role: str | UnsetType = UNSET
-    content: str | UnsetType = UNSET
+    content: str | UnsetType | None = UNSET
     reasoning_content: str | UnsetType = UNSET
+    tool_calls: list[DeltaToolCall] | UnsetType = UNSET
 
 
 class ChunkChoice(Struct):

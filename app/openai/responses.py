@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import msgspec
-from msgspec import Struct
+from msgspec import UNSET, Struct, UnsetType
 
-from app.openai.chat import ReasoningOptions
+from app.openai.chat import ChatToolChoice, FunctionDefinition, ReasoningOptions
 
 
 class InputPart(Struct):
@@ -23,24 +23,45 @@ class InputPart(Struct):
 
 
 class InputItem(Struct):
+    """One `input[]` item: a message, or a `function_call` the model made / its `function_call_output`."""
+
     type: str = "message"
     role: str | None = None
     content: str | list[InputPart] | None = None
+    # function_call / function_call_output
+    call_id: str | None = None
+    name: str | None = None
+    namespace: str | None = None
+    arguments: str | None = None
+    output: str | list[InputPart] | None = None
 
 
 class TextFormat(Struct):
+    """`text.format`: text, json_object, or json_schema with the schema inline (flat, unlike chat)."""
+
     type: str
+    name: str | None = None
+    description: str | None = None
+    schema: msgspec.Raw = msgspec.Raw()  # absent: empty (msgspec cannot take `Raw | None`)
+    strict: bool | None = None
 
 
 class TextOptions(Struct):
     format: TextFormat | None = None
+    verbosity: str | None = None
 
 
 class ToolDeclaration(Struct):
-    """A declared tool: accepted, never executed (see app.translate.plan_responses); only its shape is checked."""
+    """A declared tool: flat `{type:"function", name, parameters…}`, the chat-style nested `function:{…}` that
+    Obsidian Copilot sends here, a `namespace` with member `tools`, or another type (see app.translate.inbound)."""
 
     type: str
     name: str | None = None
+    description: str | None = None
+    parameters: msgspec.Raw = msgspec.Raw()  # absent: empty (msgspec cannot take `Raw | None`)
+    strict: bool | None = None
+    function: FunctionDefinition | None = None
+    tools: list[ToolDeclaration] | None = None
 
 
 class ResponsesRequest(Struct):
@@ -59,10 +80,10 @@ class ResponsesRequest(Struct):
     truncation: str | None = None
     service_tier: str | None = None
     parallel_tool_calls: bool | None = None
-    # Refused with a clear 400 (stateless service; client tools come later; one output only).
-    previous_response_id: str | None = None
     tools: list[ToolDeclaration] | None = None
-    tool_choice: Any = None
+    tool_choice: str | ChatToolChoice | None = None
+    # Refused with a clear 400 (stateless service; one output only).
+    previous_response_id: str | None = None
     messages: Any = None
     n: int | None = None
     background: bool | None = None
@@ -99,7 +120,19 @@ class ReasoningOutput(Struct):
     type: Literal["reasoning"] = "reasoning"
 
 
-OutputItem = MessageOutput | ReasoningOutput
+class FunctionCallOutput(Struct):
+    """A `function_call` output item: the model called a client tool; `arguments` is a JSON string."""
+
+    id: str
+    call_id: str
+    name: str
+    arguments: str
+    status: str
+    type: Literal["function_call"] = "function_call"
+    namespace: str | UnsetType = UNSET
+
+
+OutputItem = MessageOutput | ReasoningOutput | FunctionCallOutput
 
 
 class InputTokensDetails(Struct):
@@ -134,10 +167,35 @@ class ReasoningEcho(Struct):
 
 class TextFormatEcho(Struct):
     type: str = "text"
+    name: str | UnsetType = UNSET
+    schema: msgspec.Raw | UnsetType = UNSET
+    strict: bool | UnsetType = UNSET
 
 
 class TextEcho(Struct):
     format: TextFormatEcho = msgspec.field(default_factory=TextFormatEcho)
+
+
+class FunctionToolEcho(Struct, tag="function", tag_field="type"):
+    """A tool the model was offered, as the Responses API lists it in `response.tools`."""
+
+    name: str
+    description: str | None
+    parameters: msgspec.Raw
+    strict: bool | None = None
+
+
+class NamespaceToolEcho(Struct, tag="namespace", tag_field="type"):
+    name: str
+    description: str | None
+    tools: list[FunctionToolEcho]
+
+
+ToolEcho = FunctionToolEcho | NamespaceToolEcho
+
+
+class ToolChoiceEcho(Struct, tag="function", tag_field="type"):
+    name: str
 
 
 class Response(Struct):
@@ -158,8 +216,8 @@ class Response(Struct):
     store: bool = False
     temperature: float | None = None
     text: TextEcho = msgspec.field(default_factory=TextEcho)
-    tool_choice: str = "none"
-    tools: list[Any] = msgspec.field(default_factory=list)
+    tool_choice: str | ToolChoiceEcho = "none"
+    tools: list[ToolEcho] = msgspec.field(default_factory=list)
     top_p: float | None = None
     truncation: str = "disabled"
     user: str | None = None
@@ -259,6 +317,19 @@ class SummaryTextDone(ResponseEvent, tag="response.reasoning_summary_text.done")
     output_index: int
     summary_index: int
     text: str
+
+
+class FunctionCallArgumentsDelta(ResponseEvent, tag="response.function_call_arguments.delta"):
+    item_id: str
+    output_index: int
+    delta: str
+
+
+class FunctionCallArgumentsDone(ResponseEvent, tag="response.function_call_arguments.done"):
+    item_id: str
+    output_index: int
+    arguments: str
+    name: str
 
 
 class ErrorEvent(ResponseEvent, tag="error"):

@@ -10,12 +10,13 @@ import json
 
 import pytest
 
-from app import translate as t
 from app.api.pipeline import decode_body
 from app.codex.turn import HistoryMessage
 from app.errors import ApiError
 from app.model_ids import ResolvedModel
 from app.openai.chat import ChatCompletionRequest, CompletionRequest
+from app.translate.inbound.chat import plan_chat, plan_completion
+from app.translate.plan import RequestInvalid, TurnPlan
 
 USER = [{"role": "user", "content": "hi"}]
 
@@ -27,9 +28,9 @@ def resolver(model: str) -> ResolvedModel | None:
     return None
 
 
-def plan(body: dict, *, ignore_system: bool = True, default_stream: bool = False) -> t.TurnPlan:
+def plan(body: dict, *, ignore_system: bool = True, default_stream: bool = False) -> TurnPlan:
     req = decode_body(json.dumps(body).encode(), ChatCompletionRequest)
-    return t.plan_chat(req, resolver, ignore_client_system_prompt=ignore_system, default_stream=default_stream)
+    return plan_chat(req, resolver, ignore_client_system_prompt=ignore_system, default_stream=default_stream)
 
 
 def base(**extra: object) -> dict:
@@ -159,7 +160,7 @@ INVALID = [
 
 @pytest.mark.parametrize(("body", "status", "param", "code"), INVALID)
 def test_invalid_requests_name_the_parameter(body: dict, status: int, param: str, code: str) -> None:
-    with pytest.raises(t.RequestInvalid) as info:
+    with pytest.raises(RequestInvalid) as info:
         plan(body)
     assert (info.value.status, info.value.param, info.value.code) == (status, param, code)
     assert info.value.message
@@ -178,7 +179,7 @@ ORDER = [
 
 @pytest.mark.parametrize(("body", "param"), ORDER)
 def test_validation_order_follows_the_reference(body: dict, param: str) -> None:
-    with pytest.raises(t.RequestInvalid) as info:
+    with pytest.raises(RequestInvalid) as info:
         plan(body)
     assert info.value.param == param
 
@@ -302,11 +303,11 @@ COMPLETIONS_INVALID = [
 @pytest.mark.parametrize(("body", "param"), COMPLETIONS_INVALID)
 def test_completions_invalid_requests_name_the_parameter(body: dict, param: str) -> None:
     req = decode_body(json.dumps(body).encode(), CompletionRequest)
-    with pytest.raises(t.RequestInvalid) as info:
-        t.plan_completion(req, resolver, default_stream=False)
+    with pytest.raises(RequestInvalid) as info:
+        plan_completion(req, resolver, default_stream=False)
     assert info.value.param == param
 
 
 def test_completions_prompt_list_is_joined_into_one_input() -> None:
     req = decode_body(b'{"model": "codev-5", "prompt": ["a", "b"]}', CompletionRequest)
-    assert t.plan_completion(req, resolver, default_stream=False).turn.input_text == "a\nb"
+    assert plan_completion(req, resolver, default_stream=False).turn.input_text == "a\nb"

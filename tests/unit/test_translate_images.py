@@ -7,10 +7,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from app import translate as t
 from app.model_ids import ResolvedModel
 from app.openai import chat as c
 from app.openai import responses as r
+from app.translate.inbound.chat import plan_chat
+from app.translate.inbound.responses import plan_responses
+from app.translate.plan import RequestInvalid, TurnPlan
 
 PNG = "data:image/png;base64,iVBORw0KGgo="
 ENC = msgspec.json.Encoder()
@@ -20,14 +22,14 @@ def resolver(model: str) -> ResolvedModel | None:
     return ResolvedModel(requested=model, model="gpt-5.2", effort=None)
 
 
-def chat(messages: list[dict[str, Any]]) -> t.TurnPlan:
+def chat(messages: list[dict[str, Any]]) -> TurnPlan:
     req = msgspec.json.decode(ENC.encode({"model": "m", "messages": messages}), type=c.ChatCompletionRequest)
-    return t.plan_chat(req, resolver, ignore_client_system_prompt=True, default_stream=False)
+    return plan_chat(req, resolver, ignore_client_system_prompt=True, default_stream=False)
 
 
-def responses(items: list[dict[str, Any]]) -> t.TurnPlan:
+def responses(items: list[dict[str, Any]]) -> TurnPlan:
     req = msgspec.json.decode(ENC.encode({"model": "m", "input": items}), type=r.ResponsesRequest)
-    return t.plan_responses(req, resolver, ignore_client_system_prompt=True)
+    return plan_responses(req, resolver, ignore_client_system_prompt=True)
 
 
 @pytest.mark.parametrize(
@@ -86,12 +88,12 @@ def test_responses_input_image_parts_become_turn_images():
     ids=["remote-url", "not-an-image", "system-image"],
 )
 def test_images_codex_cannot_take_are_refused(messages, param):
-    with pytest.raises(t.RequestInvalid) as info:
+    with pytest.raises(RequestInvalid) as info:
         chat(messages)
     assert info.value.param == param
 
 
 def test_responses_file_ids_are_refused():
-    with pytest.raises(t.RequestInvalid) as info:
+    with pytest.raises(RequestInvalid) as info:
         responses([{"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]}])
     assert info.value.param == "input[0].content[0]"

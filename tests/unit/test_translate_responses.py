@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import msgspec
 import pytest
 
-from app import translate as t
 from app.codex.turn import TurnFinished, Usage
 from app.model_ids import ResolvedModel
 from app.openai import responses as r
 from app.openai.errors import ErrorDetail
+from app.translate.inbound.responses import plan_responses
+from app.translate.outbound.accumulator import OutputAccumulator
+from app.translate.outbound.responses import ResponsesEncoder
+from app.translate.plan import RequestInvalid, TurnPlan
 
 ENC = msgspec.json.Encoder()
 
@@ -20,9 +24,9 @@ def resolver(model: str) -> ResolvedModel | None:
     return ResolvedModel(requested=model, model="gpt-test", effort=None) if model == "m" else None
 
 
-def plan(body: dict[str, Any], *, ignore_system: bool = False) -> t.TurnPlan:
+def plan(body: dict[str, Any], *, ignore_system: bool = False) -> TurnPlan:
     req = msgspec.json.decode(ENC.encode(body), type=r.ResponsesRequest)
-    return t.plan_responses(req, resolver, ignore_client_system_prompt=ignore_system)
+    return plan_responses(req, resolver, ignore_client_system_prompt=ignore_system)
 
 
 def user(text: str, **extra: Any) -> dict[str, Any]:
@@ -64,7 +68,7 @@ REFUSED = [
 
 @pytest.mark.parametrize(("body", "param", "code"), REFUSED)
 def test_refused_bodies_name_the_parameter(body, param, code):
-    with pytest.raises(t.RequestInvalid) as info:
+    with pytest.raises(RequestInvalid) as info:
         plan(body)
     assert info.value.param == param
     if code is not None:
@@ -81,7 +85,7 @@ def test_malformed_tool_declarations_fail_decoding_at_the_tool(tools):
 
 
 def test_validation_order_reports_messages_before_n_and_model():
-    with pytest.raises(t.RequestInvalid) as info:
+    with pytest.raises(RequestInvalid) as info:
         plan({"messages": [], "n": 2})
     assert info.value.param == "messages"
 
@@ -143,26 +147,48 @@ def test_reasoning_options_are_carried():
     assert (p.turn.effort, p.turn.summary, p.effort, p.summary) == ("low", "detailed", "low", "detailed")
 
 
-# ---- ResponseBuilder ---------------------------------------------------------------------------------------
+# ---- ResponsesEncoder ---------------------------------------------------------------------------------------
 
 
-def builder(body: dict[str, Any] | None = None) -> t.ResponseBuilder:
-    ids = t.ResponseIds(id="resp_1", created_at=1700000000, message_id="msg_1", reasoning_id="rs_1")
-    return t.ResponseBuilder(ids, plan(body or {"model": "m", "input": "x"}))
+def encoder(body: dict[str, Any] | None = None) -> ResponsesEncoder:
+    return ResponsesEncoder(plan(body or {"model": "m", "input": "x"}), OutputAccumulator())
 
 
 def finished(usage: Usage | None = None) -> TurnFinished:
     return TurnFinished(status="completed", usage=usage)
 
 
-def types(events: list[r.ResponseEvent]) -> list[str]:
-    return [type(e).__struct_config__.tag for e in events]  # type: ignore[misc]
+def text(e: ResponsesEncoder, delta: str) -> list[bytes]:
+    item, opened = e.acc.text(delta)
+    return e.text(item, delta, opened)
+
+
+def reasoning(e: ResponsesEncoder, delta: str) -> list[bytes]:
+    item, opened = e.acc.reasoning(delta)
+    return e.reasoning(item, delta, opened)
+
+
+def events(frames: list[bytes]) -> list[dict[str, Any]]:
+    """Decode SSE frames, checking each `event:` line names its payload's `type`."""
+    out = []
+    for frame in frames:
+        head, data = frame.decode().removesuffix("\n\n").split("\n", 1)
+        payload = json.loads(data.removeprefix("data: "))
+        assert head == f"event: {payload['type']}"
+        out.append(payload)
+    return out
+
+
+def types(evs: list[dict[str, Any]]) -> list[str]:
+    return [e["type"] for e in evs]
 
 
 def test_text_stream_follows_openais_sequence_with_consecutive_numbers():
-    b = builder()
-    events = b.opening() + b.on_text("a") + b.on_text("b") + b.closing(finished(Usage(input_tokens=3, output_tokens=2)))
-    assert types(events) == [
+    e = encoder()
+    evs = events(
+        e.opening() + text(e, "a") + text(e, "b") + e.closing(finished(Usage(input_tokens=3, output_tokens=2)))
+    )
+    assert types(evs) == [
         "response.created",
         "response.in_progress",
         "response.output_item.added",
@@ -174,16 +200,16 @@ def test_text_stream_follows_openais_sequence_with_consecutive_numbers():
         "response.output_item.done",
         "response.completed",
     ]
-    assert [e.sequence_number for e in events] == list(range(1, 11))
-    final = events[-1].response  # type: ignore[attr-defined]
-    assert final.usage.total_tokens == 5
-    assert final.output[0].content[0].text == "ab"
+    assert [ev["sequence_number"] for ev in evs] == list(range(1, 11))
+    final = evs[-1]["response"]
+    assert final["usage"]["total_tokens"] == 5
+    assert final["output"][0]["content"][0]["text"] == "ab"
+    assert {ev["item_id"] for ev in evs[3:8]} == {final["output"][0]["id"]}
 
 
 def test_an_empty_answer_still_opens_and_closes_the_message():
-    b = builder()
-    events = b.opening() + b.closing(finished())
-    assert types(events)[2:] == [
+    e = encoder()
+    assert types(events(e.opening() + e.closing(finished())))[2:] == [
         "response.output_item.added",
         "response.content_part.added",
         "response.output_text.done",
@@ -194,9 +220,10 @@ def test_an_empty_answer_still_opens_and_closes_the_message():
 
 
 def test_reasoning_is_closed_before_the_message_opens():
-    b = builder()
-    events = b.opening() + b.on_reasoning("th") + b.on_reasoning("ink") + b.on_text("ok") + b.closing(finished())
-    assert types(events)[2:9] == [
+    e = encoder()
+    frames = e.opening() + reasoning(e, "th") + reasoning(e, "ink") + text(e, "ok") + e.closing(finished())
+    evs = events(frames)
+    assert types(evs)[2:9] == [
         "response.output_item.added",
         "response.reasoning_summary_part.added",
         "response.reasoning_summary_text.delta",
@@ -205,38 +232,40 @@ def test_reasoning_is_closed_before_the_message_opens():
         "response.reasoning_summary_part.done",
         "response.output_item.done",
     ]
-    output = events[-1].response.output  # type: ignore[attr-defined]
-    assert [o.type for o in output] == ["reasoning", "message"]
-    assert output[0].summary[0].text == "think"
+    output = evs[-1]["response"]["output"]
+    assert [o["type"] for o in output] == ["reasoning", "message"]
+    assert output[0]["summary"][0]["text"] == "think"
+    assert [ev["output_index"] for ev in evs[2:9]] == [0] * 7
+    assert evs[9]["output_index"] == 1
 
 
 def test_failure_marks_the_partial_message_incomplete_and_reports_no_usage():
-    b = builder()
-    b.opening()
-    b.on_text("part")
-    (failed,) = b.failure(ErrorDetail(message="boom", type="server_error", param=None, code="upstream_error"))
-    assert isinstance(failed, r.ResponseFailed)
-    body = msgspec.to_builtins(failed)
-    assert body["response"]["status"] == "failed"
-    assert body["response"]["error"] == {"code": "upstream_error", "message": "boom"}
-    assert body["response"]["usage"] is None
-    assert [(o["status"], o["content"][0]["text"]) for o in body["response"]["output"]] == [("incomplete", "part")]
+    e = encoder()
+    e.opening()
+    text(e, "part")
+    (failed,) = events(e.failure(ErrorDetail(message="boom", type="server_error", param=None, code="upstream_error")))
+    assert failed["type"] == "response.failed"
+    assert failed["response"]["status"] == "failed"
+    assert failed["response"]["error"] == {"code": "upstream_error", "message": "boom"}
+    assert failed["response"]["usage"] is None
+    assert [(o["status"], o["content"][0]["text"]) for o in failed["response"]["output"]] == [("incomplete", "part")]
 
 
 def test_non_stream_body_has_openais_shape():
-    b = builder({"model": "m", "input": "x", "metadata": {"a": "b"}})
-    b.on_text("hi")
-    body = msgspec.to_builtins(b.response("completed", Usage(input_tokens=1, cached_input_tokens=1, output_tokens=1)))
+    e = encoder({"model": "m", "input": "x", "metadata": {"a": "b"}})
+    e.acc.text("hi")
+    body = msgspec.to_builtins(e.body(finished(Usage(input_tokens=1, cached_input_tokens=1, output_tokens=1))))
     assert body["object"] == "response"
-    assert (body["id"], body["created_at"], body["status"], body["model"]) == ("resp_1", 1700000000, "completed", "m")
-    assert body["output"] == [
-        {
-            "id": "msg_1",
-            "status": "completed",
-            "content": [{"text": "hi", "type": "output_text", "annotations": [], "logprobs": []}],
-            "type": "message",
-            "role": "assistant",
-        }
-    ]
+    assert body["id"].startswith("resp_") and isinstance(body["created_at"], int)
+    assert (body["status"], body["model"]) == ("completed", "m")
+    (message,) = body["output"]
+    assert message["id"].startswith("msg_")
+    assert message == {
+        "id": message["id"],
+        "status": "completed",
+        "content": [{"text": "hi", "type": "output_text", "annotations": [], "logprobs": []}],
+        "type": "message",
+        "role": "assistant",
+    }
     assert body["usage"]["input_tokens_details"] == {"cached_tokens": 1}
     assert (body["error"], body["incomplete_details"], body["metadata"]) == (None, None, {"a": "b"})

@@ -1,0 +1,1 @@
+"""OpenAI requests → `TurnPlan`, one module per API on shared checks (see app.translate)."""

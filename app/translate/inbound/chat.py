@@ -1,0 +1,163 @@
+"""Chat completions and legacy completions → `TurnPlan`, validated in the reference's order."""
+
+from __future__ import annotations
+
+from app.openai import chat as c
+from app.translate.inbound.checks import (
+    ResolverFn,
+    check_effort,
+    check_n,
+    check_positive,
+    check_summary,
+    message_content,
+    require_model,
+    resolve_model,
+)
+from app.translate.inbound.history import CallParam, Transcript
+from app.translate.inbound.structured import Structured, chat_format
+from app.translate.inbound.tools import ToolChoice, ToolSet, chat_tools, tool_choice
+from app.translate.inbound.turn import build_turn, offered
+from app.translate.plan import RequestInvalid, TurnPlan
+
+LEGACY_TOOL_TEXT = True
+CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
+def _transcript(messages: list[c.ChatMessage], ignore_system: bool) -> Transcript:
+    """Messages in order → typed history: assistant tool calls and the tool/function results that answer them."""
+    transcript = Transcript(ignore_system=ignore_system, input_param="messages")
+    for i, msg in enumerate(messages):
+        where = f"messages[{i}]"
+        if msg.role not in CHAT_ROLES:
+            raise RequestInvalid(
+                f"unsupported role {msg.role!r}; supported roles are: {', '.join(CHAT_ROLES)}", f"{where}.role"
+            )
+        content = message_content(msg.content, f"{where}.content", images=msg.role in ("user", "tool", "function"))
+        if msg.role in ("system", "developer"):
+            transcript.system(content.text)
+        elif msg.role == "user":
+            transcript.user(content.text, content.images)
+        elif msg.role == "assistant":
+            transcript.assistant(content.text)
+            for j, call in enumerate([] if LEGACY_TOOL_TEXT else msg.tool_calls or []):
+                at = f"{where}.tool_calls[{j}]"
+                params = CallParam(item=at, id=f"{at}.id", arguments=f"{at}.function.arguments")
+                transcript.call(call.id, call.function.name, call.function.arguments, None, params)
+            if (
+                msg.function_call is not None and not LEGACY_TOOL_TEXT
+            ):  # legacy: one call without an id; the next `function` message answers
+                at = f"{where}.function_call"
+                params = CallParam(item=at, id=at, arguments=f"{at}.arguments")
+                fn = msg.function_call
+                transcript.call(f"call_legacy_{i}", fn.name, fn.arguments, None, params)
+        elif LEGACY_TOOL_TEXT:  # until tools land: a tool result is shown to the model as labelled user text
+            transcript.user(f"[{msg.role} result {msg.name or msg.tool_call_id or msg.role}]\n{content.text}", ())
+        elif msg.role == "tool":
+            transcript.result(msg.tool_call_id, content.text, content.images, f"{where}.tool_call_id")
+        else:  # legacy `function` result, matched by name
+            call_id = transcript.call_id_for(msg.name or "")
+            if call_id is None:
+                raise RequestInvalid(f"no earlier function_call named {msg.name!r} for this result", f"{where}.name")
+            transcript.result(call_id, content.text, content.images, f"{where}.name")
+    return transcript
+
+
+def _refuse_until_tools(req: c.ChatCompletionRequest) -> None:
+    """Client tools and structured output are not wired to Codex yet: refused by name (removed with issue 9)."""
+    for name in ("tools", "functions"):
+        if getattr(req, name):
+            raise RequestInvalid(f"{name} (client tools) are not supported by this server yet", name)
+    for name in ("tool_choice", "function_call"):
+        if getattr(req, name) not in (None, "none", "auto"):
+            raise RequestInvalid(f"{name} is not supported by this server yet", name)
+    if req.response_format is not None and req.response_format.type != "text":
+        raise RequestInvalid(
+            f"response_format {req.response_format.type!r} is not supported yet; only 'text'", "response_format"
+        )
+
+
+def plan_chat(
+    req: c.ChatCompletionRequest, resolver: ResolverFn, *, ignore_client_system_prompt: bool, default_stream: bool
+) -> TurnPlan:
+    """Validate in the reference's order (model, messages, n, unsupported knobs, model id) and build the turn."""
+    model = require_model(req.model)
+    if not req.messages:
+        raise RequestInvalid("messages must be a non-empty array", "messages", code="invalid_request_error")
+    check_n(req.n)
+    if req.logprobs or req.top_logprobs is not None:
+        raise RequestInvalid("logprobs is not supported by this server", "logprobs" if req.logprobs else "top_logprobs")
+    _refuse_until_tools(req)
+    tools = chat_tools(req.tools, req.functions)
+    if req.tool_choice is not None:
+        choice = tool_choice(req.tool_choice, tools, "tool_choice")
+    else:
+        choice = tool_choice(req.function_call, tools, "function_call")
+    structured = chat_format(req.response_format)
+    resolved = resolve_model(model, resolver)
+    effort = check_effort(req.reasoning_effort, "reasoning_effort") or check_effort(
+        req.reasoning.effort if req.reasoning else None, "reasoning.effort"
+    )
+    summary = check_summary(req.reasoning.summary if req.reasoning else None)
+    check_positive(req.max_tokens, "max_tokens")
+    check_positive(req.max_completion_tokens, "max_completion_tokens")
+    parallel = req.parallel_tool_calls is not False
+    turn, contract = build_turn(
+        _transcript(req.messages, ignore_client_system_prompt),
+        resolved,
+        effort=effort,
+        summary=summary,
+        tools=offered(tools, choice),
+        choice=choice,
+        structured=structured,
+        parallel_tool_calls=parallel,
+    )
+    return TurnPlan(
+        turn=turn,
+        requested_model=model,
+        stream=default_stream if req.stream is None else req.stream,
+        include_usage=bool(req.stream_options and req.stream_options.include_usage),
+        contract=contract,
+        max_output_tokens=req.max_completion_tokens or req.max_tokens,
+        metadata=req.metadata or {},
+        effort=effort,
+        summary=summary,
+        user=req.user,
+        parallel_tool_calls=parallel,
+    )
+
+
+def plan_completion(req: c.CompletionRequest, resolver: ResolverFn, *, default_stream: bool) -> TurnPlan:
+    model = require_model(req.model)
+    if req.prompt is None or (isinstance(req.prompt, list) and not req.prompt):
+        raise RequestInvalid("prompt is required", "prompt", code="invalid_request_error")
+    check_n(req.n)
+    if req.logprobs is not None:
+        raise RequestInvalid("logprobs is not supported by this server", "logprobs")
+    if req.echo:
+        raise RequestInvalid("echo is not supported by this server", "echo")
+    if req.suffix:
+        raise RequestInvalid("suffix is not supported by this server", "suffix")
+    resolved = resolve_model(model, resolver)
+    check_positive(req.max_tokens, "max_tokens")
+    prompt = req.prompt if isinstance(req.prompt, str) else "\n".join(req.prompt)
+    transcript = Transcript(ignore_system=True, input_param="prompt")
+    transcript.user(prompt, ())
+    turn, contract = build_turn(
+        transcript,
+        resolved,
+        effort=None,
+        summary=None,
+        tools=ToolSet(),
+        choice=ToolChoice("none", echo="none"),
+        structured=Structured(),
+        parallel_tool_calls=True,
+    )
+    return TurnPlan(
+        turn=turn,
+        requested_model=model,
+        stream=default_stream if req.stream is None else req.stream,
+        include_usage=bool(req.stream_options and req.stream_options.include_usage),
+        contract=contract,
+        max_output_tokens=req.max_tokens,
+        user=req.user,
+    )

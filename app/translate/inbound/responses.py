@@ -1,0 +1,127 @@
+"""Responses API requests → `TurnPlan`: input items (messages, function calls and their outputs) in order."""
+
+from __future__ import annotations
+
+from app.openai import responses as r
+from app.translate.inbound.checks import (
+    ResolverFn,
+    check_effort,
+    check_n,
+    check_positive,
+    check_summary,
+    message_content,
+    require_model,
+    resolve_model,
+)
+from app.translate.inbound.history import CallParam, Transcript
+from app.translate.inbound.structured import responses_format
+from app.translate.inbound.tools import ToolSet, responses_tools, tool_choice
+from app.translate.inbound.turn import build_turn, offered
+from app.translate.plan import RequestInvalid, TurnPlan
+
+RESPONSE_ROLES = ("user", "assistant", "system", "developer")
+
+
+def _transcript(items: str | list[r.InputItem], ignore_system: bool, instructions: str | None) -> Transcript:
+    transcript = Transcript(ignore_system=ignore_system, input_param="input")
+    if instructions:
+        transcript.system(instructions)
+    if isinstance(items, str):
+        transcript.user(items, ())
+        return transcript
+    for i, item in enumerate(items):
+        where = f"input[{i}]"
+        if item.type == "reasoning":
+            # The model's own earlier reasoning, echoed back by stateless clients (Codex CLI). It is not replayed:
+            # without its encrypted content the model backend rejects a foreign reasoning id (store=false).
+            continue
+        if item.type == "function_call":
+            params = CallParam(item=where, id=f"{where}.call_id", arguments=f"{where}.arguments")
+            transcript.call(item.call_id, item.name or "", item.arguments or "", item.namespace, params)
+        elif item.type == "function_call_output":
+            output = message_content(item.output, f"{where}.output", images=True)
+            transcript.result(item.call_id, output.text, output.images, f"{where}.call_id")
+        elif item.type == "message":
+            if item.role not in RESPONSE_ROLES:
+                raise RequestInvalid(
+                    f"unsupported role {item.role!r}; supported roles are: {', '.join(RESPONSE_ROLES)}",
+                    f"{where}.role",
+                )
+            content = message_content(item.content, f"{where}.content", images=item.role == "user")
+            if item.role in ("system", "developer"):
+                transcript.system(content.text)
+            elif item.role == "user":
+                transcript.user(content.text, content.images)
+            else:
+                transcript.assistant(content.text)
+        else:
+            raise RequestInvalid(f"unsupported input item type {item.type!r}", f"{where}.type")
+    return transcript
+
+
+def _refuse_until_tools(req: r.ResponsesRequest) -> None:
+    """Client tools are not wired to Codex yet (removed with issue 9)."""
+    responses_tools(req.tools)  # the declarations' shape is still checked
+    if req.tool_choice not in (None, "none", "auto"):
+        raise RequestInvalid(
+            "tool_choice other than 'auto' or 'none' is not supported: this server does not execute client tools yet",
+            "tool_choice",
+        )
+    if req.text is not None and req.text.format is not None and req.text.format.type != "text":
+        raise RequestInvalid(f"text.format {req.text.format.type!r} is not supported yet; only 'text'", "text.format")
+    for i, item in enumerate(req.input if isinstance(req.input, list) else []):
+        if item.type in ("function_call", "function_call_output"):
+            raise RequestInvalid(f"unsupported input item type {item.type!r}", f"input[{i}].type")
+
+
+def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_client_system_prompt: bool) -> TurnPlan:
+    if req.messages is not None:
+        raise RequestInvalid("messages is not supported for /v1/responses; send the conversation as input", "messages")
+    check_n(req.n)
+    model = require_model(req.model)
+    if req.input is None or (isinstance(req.input, list) and not req.input):
+        raise RequestInvalid("input is required (a string or a non-empty array of items)", "input")
+    if req.previous_response_id is not None:
+        raise RequestInvalid(
+            "previous_response_id is not supported: this service is stateless; send the whole conversation as input",
+            "previous_response_id",
+        )
+    for name in ("background", "conversation", "prompt"):
+        if getattr(req, name):
+            raise RequestInvalid(f"{name} is not supported by this server", name)
+    _refuse_until_tools(req)
+    tools = ToolSet()  # declarations accepted, never offered yet (Codex CLI always declares its own)
+    choice = tool_choice(None, tools, "tool_choice")
+    structured = responses_format(req.text.format if req.text else None)
+    resolved = resolve_model(model, resolver)
+    effort = check_effort(req.reasoning.effort if req.reasoning else None, "reasoning.effort")
+    summary = check_summary(req.reasoning.summary if req.reasoning else None)
+    check_positive(req.max_output_tokens, "max_output_tokens")
+    parallel = req.parallel_tool_calls is not False
+    shown = offered(tools, choice)
+    turn, contract = build_turn(
+        _transcript(req.input, ignore_client_system_prompt, req.instructions),
+        resolved,
+        effort=effort,
+        summary=summary,
+        tools=shown,
+        choice=choice,
+        structured=structured,
+        parallel_tool_calls=parallel,
+    )
+    return TurnPlan(
+        turn=turn,
+        requested_model=model,
+        stream=bool(req.stream),
+        contract=contract,
+        instructions=req.instructions,
+        max_output_tokens=req.max_output_tokens,
+        metadata=req.metadata or {},
+        effort=effort,
+        summary=summary,
+        user=req.user,
+        tools_echo=shown.echo,
+        tool_choice_echo=choice.echo,
+        parallel_tool_calls=parallel and bool(shown.dynamic),  # echoed as in effect: false when nothing is offered
+        text_format_echo=structured.echo,
+    )
