@@ -1,7 +1,8 @@
 """The built-in offline model: a scripted local Responses-API server the real `codex app-server` talks to.
 
 `make run` points codex at it when CODEX_HOME holds no login; the tests use it as their default backend.
-See docs/offline-model.md for the reply catalogue, prompt directives and how codex maps provider failures.
+See docs/offline-model.md for the reply catalogue, the convention any client can use (tool calls, tool outputs,
+output schemas, reasoning), prompt directives and how codex maps provider failures.
 """
 
 from app.offline_model.replies import (
@@ -14,17 +15,20 @@ from app.offline_model.replies import (
     Reply,
     StreamError,
     Text,
+    ToolCalls,
     Usage,
     split_text,
     word_count,
 )
+from app.offline_model.schema_instance import UnsupportedSchema, instance_for
 from app.offline_model.server import API_KEY_ENV, MODEL_ID, PROVIDER_ID, OfflineModel
-from app.offline_model.wire import InputItem, ReasoningParams, RecordedRequest
+from app.offline_model.wire import ContentPart, InputItem, ReasoningParams, RecordedRequest, TextFormat, ToolSpec
 
 __all__ = [
     "API_KEY_ENV",
     "MODEL_ID",
     "PROVIDER_ID",
+    "ContentPart",
     "Disconnect",
     "Echo",
     "Fail",
@@ -38,7 +42,12 @@ __all__ = [
     "Reply",
     "StreamError",
     "Text",
+    "TextFormat",
+    "ToolCalls",
+    "ToolSpec",
+    "UnsupportedSchema",
     "Usage",
+    "instance_for",
     "split_text",
     "word_count",
 ]

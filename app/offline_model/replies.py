@@ -44,12 +44,60 @@ class Text(msgspec.Struct, frozen=True):
 
 
 class FunctionCall(msgspec.Struct, frozen=True):
-    """A `function_call` output item; codex turns it into `item/tool/call` for a client (dynamic) tool."""
+    """A `function_call` output item; codex turns it into `item/tool/call` for a client (dynamic) tool.
+
+    `chunks` pins the `response.function_call_arguments.delta` pieces (joined = `arguments`), or with an int splits
+    `arguments` into that many pieces by characters, so a test can cut mid-token (default: one delta).
+    `namespace` names the namespace tool the function sits in (codex's dynamic-tool `namespace`). `usage` applies
+    when the call is the whole reply; inside `ToolCalls` the batch's `usage` counts instead.
+    """
 
     name: str
     arguments: str
     call_id: str = "call_offline_1"
     usage: Usage | None = None
+    chunks: list[str] | int | None = None
+    namespace: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.chunks, list) and "".join(self.chunks) != self.arguments:
+            raise ValueError("FunctionCall.chunks must join to exactly `arguments`")
+        if isinstance(self.chunks, int) and self.chunks < 1:
+            raise ValueError("FunctionCall.chunks must be >= 1")
+
+    def argument_deltas(self) -> list[str]:
+        """The argument deltas to stream; never empty (an empty argument string is one empty delta)."""
+        if isinstance(self.chunks, list):
+            return list(self.chunks) or [""]
+        if isinstance(self.chunks, int) and len(self.arguments) > 1:
+            return _group(list(self.arguments), min(self.chunks, len(self.arguments)))
+        return [self.arguments]
+
+
+class ToolCalls(msgspec.Struct, frozen=True, kw_only=True):
+    """One model response holding, in this order: an optional reasoning item, an optional message, then `calls`.
+
+    Several calls are parallel calls of one response (codex receives them all before it runs any). The call ids
+    must be distinct. `text_chunks` pins the message deltas like `Text.chunks`; `interval_s` pauses before every
+    output item after the first. `hold_after=N` stops the stream after its first N output items until
+    `OfflineModel.release()`, so a test can observe, without timing, what codex does while the response is still
+    streaming. `usage` overrides the computed one.
+    """
+
+    calls: list[FunctionCall]
+    text: str | None = None
+    text_chunks: list[str] | None = None
+    reasoning: str | None = None
+    interval_s: float = 0.0
+    hold_after: int | None = None
+    usage: Usage | None = None
+
+    def __post_init__(self) -> None:
+        ids = [c.call_id for c in self.calls]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"ToolCalls needs distinct call ids, got {ids}")
+        if self.text_chunks is not None and "".join(self.text_chunks) != (self.text or ""):
+            raise ValueError("ToolCalls.text_chunks must join to exactly `text`")
 
 
 class Reasoning(msgspec.Struct, frozen=True):
@@ -96,7 +144,7 @@ class Hang(msgspec.Struct, frozen=True):
     after_created: bool = True
 
 
-Reply = Echo | Text | FunctionCall | Reasoning | Fail | StreamError | Disconnect | Hang
+Reply = Echo | Text | FunctionCall | ToolCalls | Reasoning | Fail | StreamError | Disconnect | Hang
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from http import HTTPStatus
 
 import msgspec
 
-from app.offline_model import wire
+from app.offline_model import convention, wire
 from app.offline_model.replies import (
     Disconnect,
     Echo,
@@ -32,6 +32,7 @@ from app.offline_model.replies import (
     Reply,
     StreamError,
     Text,
+    ToolCalls,
     Usage,
     parse_directive,
     reply_for_directive,
@@ -95,12 +96,30 @@ class OfflineModel:
 
     Lifecycle: `await start()` binds (port 0 → kernel-chosen), `await stop()` closes the listener and cancels
     every in-flight handler (idempotent). State for tests: `requests` (every `POST /v1/responses` in order),
-    `other_requests` (any other method/path, e.g. `GET /v1/models`), `in_flight`, `cancelled`.
+    `other_requests` (any other method/path, e.g. `GET /v1/models`), `in_flight`, `cancelled`, `held`.
+
+    Recording is unbounded by default (tests read every request). A long-running server (`make run`) passes
+    `max_recorded` to keep only the newest N requests and `max_raw_bytes` to keep only the first bytes of each body
+    (`raw_size` still says how big it was): a codex request records 66-77 KiB otherwise.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_recorded: int | None = None,
+        max_raw_bytes: int | None = None,
+    ) -> None:
+        if max_recorded is not None and max_recorded < 0:
+            raise ValueError("max_recorded must be >= 0")
+        if max_raw_bytes is not None and max_raw_bytes < 0:
+            raise ValueError("max_raw_bytes must be >= 0")
         self._host = host
         self._port = port
+        self._max_recorded = max_recorded
+        self._max_raw_bytes = max_raw_bytes
+        self._served = 0  # every recorded request ever, so ids stay unique when old records are dropped
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()  # per-request work, cancelled by stop()
         self._connections: set[asyncio.Task[None]] = set()  # asyncio's connection callbacks, awaited by stop()
@@ -109,6 +128,8 @@ class OfflineModel:
         self.other_requests: list[str] = []
         self.in_flight = 0
         self.cancelled = 0
+        self.held = 0  # streams waiting in a `hold_after` for `release()`
+        self._release = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -151,8 +172,21 @@ class OfflineModel:
     # -- scripting and codex wiring -------------------------------------------------------------------------------
 
     def script(self, *replies: Reply) -> None:
-        """Queue replies (FIFO) for the next model requests; when the queue is empty the default echo applies."""
+        """Queue replies (FIFO) for the next model requests; when the queue is empty, the convention
+        (docs/offline-model.md) and then the echo answer."""
         self._script.extend(replies)
+
+    def release(self) -> None:
+        """Let streams held by `ToolCalls(hold_after=N)` continue; a release before the hold lets the next one pass."""
+        self._release.set()
+
+    async def _hold(self) -> None:
+        self.held += 1
+        try:
+            await self._release.wait()
+        finally:
+            self.held -= 1
+            self._release.clear()
 
     def clear_script(self) -> int:
         """Drop replies nobody requested; returns how many there were (tests assert 0)."""
@@ -219,14 +253,15 @@ class OfflineModel:
 
     async def _responses(self, http: _HttpRequest, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            record = wire.decode_request(len(self.requests), http.body, http.headers)
+            record = wire.decode_request(self._served, http.body, http.headers)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             body = wire.ErrorEnvelope(wire.ErrorBody("invalid_request", f"offline model: bad request body: {exc}"))
             await _send_json(writer, 400, body)
             return
-        self.requests.append(record)
+        self._served += 1
         reply = self._next_reply(record)
         record.reply = type(reply).__name__
+        self._record(record)
         if isinstance(reply, Fail):
             record.outcome = "http_error"
             envelope = wire.ErrorEnvelope(wire.ErrorBody(reply.code, reply.message, reply.type or reply.code))
@@ -261,10 +296,29 @@ class OfflineModel:
             await asyncio.gather(producer, watcher, return_exceptions=True)
             self.in_flight -= 1
 
+    def _record(self, record: RecordedRequest) -> None:
+        """Keep `record` (the reply is already chosen from the full body), within the configured bounds."""
+        if self._max_raw_bytes is not None and len(record.raw) > self._max_raw_bytes:
+            record.raw = record.raw[: self._max_raw_bytes]
+        self.requests.append(record)
+        if self._max_recorded is not None and len(self.requests) > self._max_recorded:
+            del self.requests[: len(self.requests) - self._max_recorded]
+
     def _next_reply(self, record: RecordedRequest) -> Reply:
+        """Scripted replies first; then a failure directive; then the convention; then the (directive) echo."""
         if self._script:
             return self._script.popleft()
-        directive = parse_directive(record.last_user_text)
+        user = record.last_user_text
+        directive = parse_directive(user)
+        if directive is not None:
+            reply = reply_for_directive(directive)
+            if not isinstance(reply, Echo | Reasoning):
+                return reply
+            user = directive.clean_text
+        rule = convention.apply(record, user)
+        if rule is not None:
+            record.rule = rule.name
+            return rule.reply
         return reply_for_directive(directive) if directive else Echo()
 
 
@@ -276,8 +330,9 @@ class _Stream:
         self._record = record
         self._reply = reply
         self._writer = writer
-        self._response_id = f"resp_offline_{record.index}"
+        self._response_id = record.response_id
         self._output_index = 0
+        self._held = False
         self._output_words = 0
         self._reasoning_words = 0
 
@@ -315,8 +370,19 @@ class _Stream:
             case Text(text=text, chunks=chunks, interval_s=interval, usage=usage):
                 await self._message(text, chunks if chunks is not None else split_text(text), interval)
                 await self._complete(usage)
-            case FunctionCall(name=name, arguments=arguments, call_id=call_id, usage=usage):
-                await self._function_call(name, arguments, call_id)
+            case FunctionCall(usage=usage):
+                await self._function_call(reply)
+                await self._complete(usage)
+            case ToolCalls(calls=calls, text=text, text_chunks=text_chunks, reasoning=summary, usage=usage):
+                if summary is not None:
+                    await self._reasoning(summary)
+                if text is not None:
+                    await self._pause(reply)
+                    await self._message(text, text_chunks if text_chunks is not None else split_text(text), 0.0)
+                for call in calls:
+                    await self._pause(reply)
+                    await self._function_call(call)
+                await self._pause(reply)
                 await self._complete(usage)
             case StreamError(code=code, message=message, after_text=after_text, event=event):
                 if after_text:
@@ -340,6 +406,15 @@ class _Stream:
             case Fail():
                 # Only reachable as `Reasoning(then=Fail(...))`: headers are gone, so fail in-stream instead.
                 await self._body(StreamError(reply.code, reply.message))
+
+    async def _pause(self, reply: ToolCalls) -> None:
+        """Before an output item (or `response.completed`): wait for `release()` once `hold_after` items are out,
+        and sleep `interval_s` between items."""
+        if reply.hold_after is not None and self._output_index == reply.hold_after and not self._held:
+            self._held = True
+            await self._model._hold()
+        if reply.interval_s and self._output_index:
+            await asyncio.sleep(reply.interval_s)
 
     def _echo_text(self) -> str:
         user = self._record.last_user_text
@@ -401,18 +476,21 @@ class _Stream:
         await self._emit(wire.Event("response.output_item.done", output_index=index, item=item))
         self._reasoning_words += max(1, word_count(summary))
 
-    async def _function_call(self, name: str, arguments: str, call_id: str) -> None:
+    async def _function_call(self, call: FunctionCall) -> None:
         index = self._output_index
         self._output_index += 1
         item_id = f"fc_offline_{self._record.index}_{index}"
-        added = wire.FunctionCallItem(item_id, call_id, name, "", status="in_progress")
+        namespace = msgspec.UNSET if call.namespace is None else call.namespace
+        added = wire.FunctionCallItem(item_id, call.call_id, call.name, "", status="in_progress", namespace=namespace)
         await self._emit(wire.Event("response.output_item.added", output_index=index, item=added))
-        await self._emit(
-            wire.Event("response.function_call_arguments.delta", item_id=item_id, output_index=index, delta=arguments)
-        )
-        item = wire.FunctionCallItem(item_id, call_id, name, arguments)
+        for delta in call.argument_deltas():
+            await self._emit(
+                wire.Event("response.function_call_arguments.delta", item_id=item_id, output_index=index, delta=delta)
+            )
+        item = wire.FunctionCallItem(item_id, call.call_id, call.name, call.arguments, namespace=namespace)
         await self._emit(wire.Event("response.output_item.done", output_index=index, item=item))
-        self._output_words += 1 + word_count(arguments)
+        self._record.calls.append(call)
+        self._output_words += 1 + word_count(call.arguments)
 
     async def _complete(self, usage: Usage | None) -> None:
         if usage is None:
