@@ -15,10 +15,11 @@ APT_PACKAGES := $(shell grep -v '^\#' apt-packages.txt)
 run: deps
 	$(BIN)/python -m app
 
-## make test: installs everything the tests need (pip, npm, apt), then lint gates and the whole suite.
+## make test: installs everything the tests need (pip, npm, apt), then lint gates (ruff, pyright) and the whole suite.
 test: test-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/pyright
 	$(BIN)/pytest
 	cd cloudflare-worker && npm test
 
@@ -28,6 +29,7 @@ bench: test-deps
 lint: test-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/pyright
 
 format: test-deps
 	$(BIN)/ruff format .

@@ -12,6 +12,7 @@ import logging
 
 from granian import Granian
 from granian.constants import HTTPModes, Interfaces
+from granian.server.common import AbstractServer
 
 from authd.keys import KeysFileError
 from authd.server import load_store
@@ -20,7 +21,7 @@ from authd.settings import Settings
 logger = logging.getLogger("authd")
 
 
-def build_server(settings: Settings) -> Granian:
+def build_server(settings: Settings) -> AbstractServer:
     interface = Interfaces.RSGI if settings.interface == "rsgi" else Interfaces.ASGINL
     target = "authd.server:create_rsgi" if settings.interface == "rsgi" else "authd.server:create_asgi"
     return Granian(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from authd.keys import KeyStore, parse_bearer
 from authd.settings import Settings
@@ -77,13 +77,33 @@ def load_store(settings: Settings) -> KeyStore:
     return store
 
 
+class _RsgiHeaders(Protocol):
+    def get_all(self, name: str) -> list[str]: ...
+
+
+class RsgiScope(Protocol):
+    """The part of Granian's RSGI scope authd reads (Granian ships no complete stubs for it)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def headers(self) -> _RsgiHeaders: ...
+
+
+class RsgiProtocol(Protocol):
+    def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None: ...
+    def response_empty(self, status: int, headers: list[tuple[str, str]]) -> None: ...
+
+
 class RSGIApp:
     """RSGI entry point (Granian's native protocol: no per-request dict scope, no message coroutines)."""
 
     def __init__(self, verifier: Verifier) -> None:
         self._verifier = verifier
 
-    async def __rsgi__(self, scope: Any, protocol: Any) -> None:
+    async def __rsgi__(self, scope: RsgiScope, protocol: RsgiProtocol) -> None:
         status, headers, body = self._verifier.handle(scope.method, scope.path, scope.headers.get_all("authorization"))
         if body:
             protocol.response_bytes(status, headers, body)

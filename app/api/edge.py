@@ -116,7 +116,7 @@ class EdgeMiddleware:
         state = scope.get("state", {})
         logger.info(
             "%s %s %d %.1fms id=%s user=%s",
-            scope["method"],
+            scope.get("method", "-"),
             scope["path"],
             status,
             (time.monotonic() - started) * 1000,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 
 from app.codex.turn import Usage
 
@@ -10,7 +10,7 @@ from app.codex.turn import Usage
 class Metrics:
     def __init__(self) -> None:
         self.requests: Counter[tuple[str, str, str]] = Counter()
-        self.duration_sum: Counter[str] = Counter()
+        self.duration_sum: dict[str, float] = defaultdict(float)
         self.tokens: Counter[str] = Counter()
         self.turns: Counter[str] = Counter()
 

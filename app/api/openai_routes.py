@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from litestar import Request, Response, get, head, post
 from litestar.datastructures import State
 from litestar.params import FromPath
+from litestar.response import Stream
 
 from app.api.context import ApiContext
 from app.api.pipeline import EncoderFactory, decode_body, execute, plan_or_error
@@ -36,7 +37,7 @@ async def _generate(
     body_type: type[B],
     plan: Callable[[B, ApiContext], TurnPlan],
     encoder: EncoderFactory,
-) -> Response[Any]:
+) -> Response[bytes] | Stream:
     """The one generation path: auth → decode → plan (validation) → execute in the request's wire format."""
     ctx = _ctx(state)
     ctx.authenticate(request)
@@ -63,7 +64,7 @@ def _plan_responses(body: ResponsesRequest, ctx: ApiContext) -> TurnPlan:
 
 
 @post("/v1/chat/completions", status_code=200)
-async def chat_completions(request: Request, state: State) -> Response[Any]:
+async def chat_completions(request: Request, state: State) -> Response[bytes] | Stream:
     return await _generate(request, state, ChatCompletionRequest, _plan_chat, ChatEncoder)
 
 
@@ -74,12 +75,12 @@ async def chat_completions_head(request: Request, state: State) -> Response[None
 
 
 @post("/v1/completions", status_code=200)
-async def completions(request: Request, state: State) -> Response[Any]:
+async def completions(request: Request, state: State) -> Response[bytes] | Stream:
     return await _generate(request, state, CompletionRequest, _plan_completion, CompletionsEncoder)
 
 
 @post("/v1/responses", status_code=200)
-async def responses(request: Request, state: State) -> Response[Any]:
+async def responses(request: Request, state: State) -> Response[bytes] | Stream:
     return await _generate(request, state, ResponsesRequest, _plan_responses, ResponsesEncoder)
 
 

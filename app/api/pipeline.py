@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import ParamSpec, TypeVar
 
 import msgspec
 from litestar import Request, Response
@@ -40,6 +40,7 @@ from app.translate.plan import RequestInvalid, TurnPlan
 from app.usage import UsageRecord
 
 T = TypeVar("T")
+P = ParamSpec("P")
 ENCODER = msgspec.json.Encoder()
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
 KEEPALIVE = b": keepalive\n\n"
@@ -69,7 +70,7 @@ def decode_body(raw: bytes, typ: type[T]) -> T:
         raise ApiError(400, "Invalid JSON in request body", code="invalid_json") from None
 
 
-def plan_or_error(fn: Callable[..., TurnPlan], *args: Any, **kwargs: Any) -> TurnPlan:
+def plan_or_error(fn: Callable[P, TurnPlan], *args: P.args, **kwargs: P.kwargs) -> TurnPlan:
     try:
         return fn(*args, **kwargs)
     except RequestInvalid as exc:
@@ -145,7 +146,7 @@ class Relay:
 
 async def paced(
     turn: OpenTurn, *, keepalive: float | None, idle: float, deadline: float
-) -> AsyncIterator[TurnEvent | None]:
+) -> AsyncGenerator[TurnEvent | None, None]:
     """The turn's events, `None` for each keepalive tick; 504 ApiError on idle or overall timeout.
 
     The pending `next_event` survives keepalive ticks (no event is ever lost); it is cancelled only on exit.
@@ -222,7 +223,9 @@ class TurnRecorder:
         )
 
 
-async def execute(ctx: ApiContext, request: Request, plan: TurnPlan, encoder: EncoderFactory) -> Response[Any]:
+async def execute(
+    ctx: ApiContext, request: Request, plan: TurnPlan, encoder: EncoderFactory
+) -> Response[bytes] | Stream:
     s = ctx.settings
     if plan.stream:
         ctx.streams.acquire()
@@ -275,7 +278,7 @@ def _outcome(relay: Relay, finished: TurnFinished) -> str:
 
 async def _collect(
     recorder: TurnRecorder, turn: OpenTurn, relay: Relay, *, idle: float, deadline: float
-) -> Response[Any]:
+) -> Response[bytes] | Stream:
     finished: TurnFinished | None = None
     try:
         async with contextlib.aclosing(paced(turn, keepalive=None, idle=idle, deadline=deadline)) as events:

@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar, overload
 
 import msgspec
 
@@ -24,6 +24,7 @@ from app.codex import protocol as p
 from app.codex.transport import ChildTransport, TransportClosed
 
 logger = logging.getLogger(__name__)
+R = TypeVar("R")
 
 
 class RpcFailure(Exception):
@@ -111,8 +112,16 @@ class RpcClient:
 
     # ---- outgoing ------------------------------------------------------------------------------------------
 
-    async def request(self, method: str, params: Any, *, timeout: float, result_type: type[Any] | None = None) -> Any:
-        """Send a request and wait for its result; a timeout marks the worker hung (the pool kills it)."""
+    @overload
+    async def request(self, method: str, params: object, *, timeout: float, result_type: type[R]) -> R: ...
+    @overload
+    async def request(self, method: str, params: object, *, timeout: float) -> msgspec.Raw: ...
+
+    async def request(
+        self, method: str, params: object, *, timeout: float, result_type: type[R] | None = None
+    ) -> R | msgspec.Raw:
+        """Send a request and wait for its result (decoded as `result_type`, else raw); a timeout marks the worker
+        hung (the pool kills it)."""
         if self.closed.is_set():
             raise WorkerLost(self.close_reason)
         rid = next(self._ids)
@@ -133,7 +142,7 @@ class RpcClient:
             return raw
         return msgspec.json.decode(raw, type=result_type)
 
-    async def notify(self, method: str, params: Any = msgspec.UNSET) -> None:
+    async def notify(self, method: str, params: object = msgspec.UNSET) -> None:
         await self._send(p.OutNotification(method=method, params=params))
 
     async def _send(self, message: msgspec.Struct) -> None:

@@ -7,7 +7,7 @@ two steps: the envelope first (`params`/`result` kept as `msgspec.Raw`), then th
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
@@ -37,17 +37,17 @@ class Envelope(Struct, omit_defaults=True):
 class OutRequest(Struct, omit_defaults=True):
     id: int
     method: str
-    params: Any = UNSET
+    params: object = UNSET  # a params Struct (encoded as is)
 
 
 class OutNotification(Struct, omit_defaults=True):
     method: str
-    params: Any = UNSET
+    params: object = UNSET
 
 
 class OutResult(Struct):
     id: int | str
-    result: Any
+    result: object  # an answer Struct
 
 
 class OutError(Struct):
@@ -175,7 +175,7 @@ class TextInput(Struct):
 
     text: str
     type: Literal["text"] = "text"
-    text_elements: list[Any] = msgspec.field(default_factory=list)
+    text_elements: list[object] = msgspec.field(default_factory=list)  # always empty: plain text
 
 
 class ImageInput(Struct):
@@ -434,15 +434,35 @@ class ToolCallParams(_Camel):
 # answered at once from SERVER_REQUEST_ANSWERS, and so is a routed one whose thread has no live turn.
 ROUTED_SERVER_REQUESTS = frozenset({"item/tool/call"})
 
-DECLINE = {"decision": "decline"}
-SERVER_REQUEST_ANSWERS: dict[str, Any] = {
+
+class Decision(Struct):
+    decision: str
+
+
+class PermissionsAnswer(Struct):
+    permissions: dict[str, str] = msgspec.field(default_factory=dict)  # none granted
+    scope: str = "turn"
+
+
+class UserInputAnswer(Struct):
+    answers: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class ElicitationAnswer(Struct):
+    action: str = "decline"
+    content: None = None
+    meta: None = msgspec.field(default=None, name="_meta")
+
+
+DECLINE = Decision("decline")
+SERVER_REQUEST_ANSWERS: dict[str, Struct] = {
     "item/commandExecution/requestApproval": DECLINE,
     "item/fileChange/requestApproval": DECLINE,
-    "item/permissions/requestApproval": {"permissions": {}, "scope": "turn"},
-    "item/tool/requestUserInput": {"answers": {}},
-    "mcpServer/elicitation/request": {"action": "decline", "content": None, "_meta": None},
-    "execCommandApproval": {"decision": "abort"},
-    "applyPatchApproval": {"decision": "abort"},
+    "item/permissions/requestApproval": PermissionsAnswer(),
+    "item/tool/requestUserInput": UserInputAnswer(),
+    "mcpServer/elicitation/request": ElicitationAnswer(),
+    "execCommandApproval": Decision("abort"),
+    "applyPatchApproval": Decision("abort"),
 }
 
 ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)

@@ -6,7 +6,7 @@ official SDK's models and its accumulating `responses.stream()` helper accept th
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
@@ -84,11 +84,11 @@ class ResponsesRequest(Struct):
     tool_choice: str | ChatToolChoice | None = None
     # Refused with a clear 400 (stateless service; one output only).
     previous_response_id: str | None = None
-    messages: Any = None
+    messages: msgspec.Raw = msgspec.Raw()  # any JSON: refused when present
     n: int | None = None
     background: bool | None = None
-    conversation: Any = None
-    prompt: Any = None
+    conversation: msgspec.Raw = msgspec.Raw()
+    prompt: msgspec.Raw = msgspec.Raw()
 
 
 # ---- the response object -----------------------------------------------------------------------------------
@@ -97,8 +97,8 @@ class ResponsesRequest(Struct):
 class OutputText(Struct):
     text: str
     type: Literal["output_text"] = "output_text"
-    annotations: list[Any] = msgspec.field(default_factory=list)
-    logprobs: list[Any] = msgspec.field(default_factory=list)
+    annotations: list[object] = msgspec.field(default_factory=list)
+    logprobs: list[object] = msgspec.field(default_factory=list)
 
 
 class MessageOutput(Struct):
@@ -280,7 +280,7 @@ class OutputTextDelta(ResponseEvent, tag="response.output_text.delta"):
     output_index: int
     content_index: int
     delta: str
-    logprobs: list[Any] = msgspec.field(default_factory=list)
+    logprobs: list[object] = msgspec.field(default_factory=list)
 
 
 class OutputTextDone(ResponseEvent, tag="response.output_text.done"):
@@ -288,7 +288,7 @@ class OutputTextDone(ResponseEvent, tag="response.output_text.done"):
     output_index: int
     content_index: int
     text: str
-    logprobs: list[Any] = msgspec.field(default_factory=list)
+    logprobs: list[object] = msgspec.field(default_factory=list)
 
 
 class SummaryPartAdded(ResponseEvent, tag="response.reasoning_summary_part.added"):

@@ -75,7 +75,7 @@ def _refuse_until_tools(req: r.ResponsesRequest) -> None:
 
 
 def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_client_system_prompt: bool) -> TurnPlan:
-    if req.messages is not None:
+    if req.messages:
         raise RequestInvalid("messages is not supported for /v1/responses; send the conversation as input", "messages")
     check_n(req.n)
     model = require_model(req.model)
@@ -86,8 +86,8 @@ def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_clie
             "previous_response_id is not supported: this service is stateless; send the whole conversation as input",
             "previous_response_id",
         )
-    for name in ("background", "conversation", "prompt"):
-        if getattr(req, name):
+    for name, value in (("background", req.background), ("conversation", req.conversation), ("prompt", req.prompt)):
+        if value:
             raise RequestInvalid(f"{name} is not supported by this server", name)
     _refuse_until_tools(req)
     tools = ToolSet()  # declarations accepted, never offered yet (Codex CLI always declares its own)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 
-import jsonschema
 import msgspec
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
 
 from app.openai.chat import ResponseFormat
 from app.openai.responses import TextFormat, TextFormatEcho
@@ -42,8 +43,8 @@ def _schema(raw: msgspec.Raw, param: str) -> msgspec.Raw:
     except (msgspec.DecodeError, msgspec.ValidationError):
         raise RequestInvalid("the schema must be a JSON object (a JSON Schema)", param) from None
     try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
+        validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
         raise RequestInvalid(f"the schema is not a valid JSON Schema: {exc.message}", param) from None
     return raw
 

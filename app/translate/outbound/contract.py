@@ -7,8 +7,9 @@ tool call. The pipeline sends the error as an OpenAI envelope (non-stream) or th
 
 from __future__ import annotations
 
-import jsonschema
 import msgspec
+from jsonschema.exceptions import best_match
+from jsonschema.validators import validator_for
 
 from app.codex.turn import TurnFinished
 from app.translate.outbound.accumulator import OutputAccumulator
@@ -51,8 +52,8 @@ def check(contract: OutputContract, acc: OutputAccumulator, finished: TurnFinish
         return None
     assert contract.schema is not None
     schema = msgspec.json.decode(contract.schema)
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    validator = validator_for(schema)(schema)
+    error = best_match(validator.iter_errors(value))
     if error is None:
         return None
     return Violation(
