@@ -92,7 +92,8 @@ class ModelBackend:
         self.mode = "offline"
         url = s.offline_model_url
         if url is None:
-            self.offline = OfflineModel()
+            # Serving `make run` for hours: keep only the last requests it recorded (tests use their own instance).
+            self.offline = OfflineModel(max_recorded=100, max_raw_bytes=4096)
             await self.offline.start()
             url = self.offline.base_url
         logger.warning(

@@ -73,7 +73,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # Requests.
     enable_responses: bool = True
-    ignore_client_system_prompt: bool = True
+    ignore_client_system_prompt: bool = False
     max_body_bytes: int = 16 * 1024 * 1024
     request_timeout_ms: int = 300000
     stream_idle_timeout_ms: int = 300000
@@ -130,7 +130,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             worker_overload_retries=_int(e, "WORKER_OVERLOAD_RETRIES", 3, lo=0),
             worker_max_turns=_int(e, "WORKER_MAX_TURNS", 1000, lo=0),
             enable_responses=_bool(e, "PROXY_ENABLE_RESPONSES", True),
-            ignore_client_system_prompt=_bool(e, "PROXY_IGNORE_CLIENT_SYSTEM_PROMPT", True),
+            ignore_client_system_prompt=_bool(e, "PROXY_IGNORE_CLIENT_SYSTEM_PROMPT", False),
             max_body_bytes=_int(e, "PROXY_MAX_BODY_BYTES", 16 * 1024 * 1024, lo=1024),
             request_timeout_ms=_int(e, "PROXY_TIMEOUT_MS", 300000, lo=1),
             stream_idle_timeout_ms=_int(e, "PROXY_STREAM_IDLE_TIMEOUT_MS", 300000, lo=1),

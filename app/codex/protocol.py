@@ -68,7 +68,9 @@ class ClientInfo(_Camel):
     title: str | UnsetType = UNSET
 
 
-class InitializeCapabilities(_Camel):
+class InitializeCapabilities(Struct, rename="camel"):
+    """Sent in full (no omitted defaults): `experimentalApi: true` must reach codex, dynamicTools needs it."""
+
     experimental_api: bool = True
     opt_out_notification_methods: list[str] = msgspec.field(default_factory=list)
 
@@ -104,6 +106,14 @@ class DynamicNamespaceTool(_Camel, tag="namespace", tag_field="type"):
 
 
 DynamicTool = DynamicFunctionTool | DynamicNamespaceTool
+
+# Top-level dynamic tool names codex 0.169.0 drops without an error: `exec_command` and `shell_command` are
+# reserved ("skipping external tool with reserved name"), `request_user_input` is its own built-in ("skipping
+# duplicate external tool"). Inside a namespace they are accepted, so such client tools are offered in this
+# namespace and their calls reported without it (app.codex.turn); tests/offline_model/test_codex_reserved_names.py
+# pins it.
+RESERVED_TOOL_NAMES = frozenset({"exec_command", "shell_command", "request_user_input"})
+CLIENT_NAMESPACE = "client_tools"
 
 
 class ThreadStartParams(_Camel):

@@ -195,6 +195,25 @@ def _error_from(err: p.TurnError) -> CodexError:
     return CodexError(message=err.message or "codex reported an error", info=info, http_status=status)
 
 
+def codex_tools(tools: tuple[p.DynamicTool, ...]) -> list[p.DynamicTool]:
+    """The client's tools as codex must get them: top-level functions with a name codex reserves move into
+    `protocol.CLIENT_NAMESPACE`, where codex accepts them (it would silently drop them at the top level)."""
+    kept: list[p.DynamicTool] = []
+    moved: list[p.DynamicFunctionTool] = []
+    for tool in tools:
+        if isinstance(tool, p.DynamicFunctionTool) and tool.name in p.RESERVED_TOOL_NAMES:
+            moved.append(tool)
+        else:
+            kept.append(tool)
+    if moved:
+        kept.append(p.DynamicNamespaceTool(name=p.CLIENT_NAMESPACE, description="The client's tools.", tools=moved))
+    return kept
+
+
+def _codex_namespace(name: str, namespace: str | None) -> str | None:
+    return p.CLIENT_NAMESPACE if namespace is None and name in p.RESERVED_TOOL_NAMES else namespace
+
+
 def _thread_params(req: TurnRequest) -> p.ThreadStartParams:
     return p.ThreadStartParams(
         ephemeral=True,
@@ -202,7 +221,7 @@ def _thread_params(req: TurnRequest) -> p.ThreadStartParams:
         cwd=req.cwd if req.cwd else msgspec.UNSET,
         developer_instructions=req.developer_instructions or msgspec.UNSET,
         config={"model_reasoning_effort": req.effort} if req.effort else msgspec.UNSET,
-        dynamic_tools=list(req.tools) if req.tools else msgspec.UNSET,
+        dynamic_tools=codex_tools(req.tools) if req.tools else msgspec.UNSET,
         experimental_raw_events=True if req.tools else msgspec.UNSET,
     )
 
@@ -215,11 +234,12 @@ def history_item(item: HistoryItem) -> p.HistoryItem:
         parts += [p.ContentPart(type="input_image", image_url=url) for url in item.images]
         return p.MessageItem(role=item.role, content=parts)
     if isinstance(item, HistoryToolCall):
+        namespace = _codex_namespace(item.name, item.namespace)
         return p.FunctionCallItem(
             call_id=item.call_id,
             name=item.name,
             arguments=item.arguments,
-            namespace=item.namespace if item.namespace else msgspec.UNSET,
+            namespace=namespace if namespace else msgspec.UNSET,
         )
     if not item.images:
         return p.FunctionCallOutputItem(call_id=item.call_id, output=item.text)
@@ -301,7 +321,9 @@ class _ToolBatch:
     codex dispatches each call as an `item/tool/call` request as soon as the model emits it; they are held
     unanswered (the client runs the tools, not us) and abandoned by the interrupt that ends the turn."""
 
-    def __init__(self, tools: tuple[p.DynamicTool, ...], parallel: bool) -> None:
+    def __init__(self, tools: tuple[p.DynamicTool, ...], parallel: bool, history: tuple[HistoryItem, ...]) -> None:
+        # Raw events also replay the injected history: its calls are the client's past, not new calls.
+        self.past = {item.call_id for item in history if isinstance(item, HistoryToolCall)}
         self.declared: set[tuple[str | None, str]] = set()
         for tool in tools:
             if isinstance(tool, p.DynamicNamespaceTool):
@@ -314,13 +336,14 @@ class _ToolBatch:
         self.held: list[ServerRequest] = []
 
     def on_item(self, item: p.RawItem) -> None:
-        if item.type != "function_call" or item.name is None or item.call_id is None:
+        if item.type != "function_call" or item.name is None or item.call_id is None or item.call_id in self.past:
             return
-        if (item.namespace, item.name) not in self.declared:
+        namespace = None if item.namespace == p.CLIENT_NAMESPACE else item.namespace
+        if (namespace, item.name) not in self.declared:
             return  # a codex built-in (request_user_input): codex answers it itself
         if self.calls and not self.parallel:
             return  # `parallel_tool_calls: false`: the client asked for at most one call per response
-        self.calls.append(ToolCall(item.call_id, item.name, item.arguments or "{}", item.namespace))
+        self.calls.append(ToolCall(item.call_id, item.name, item.arguments or "{}", namespace))
 
     def on_response(self, usage: p.TokenBreakdown | None) -> bool:
         """A model response completed; True when it called client tools (the batch is complete)."""
@@ -357,7 +380,7 @@ class TurnSession:
         self.finished = False
         self.released = asyncio.Event()
         self._pending_finish: TurnFinished | None = None
-        self._tools = _ToolBatch(req.tools, req.parallel_tool_calls) if req.tools else None
+        self._tools = _ToolBatch(req.tools, req.parallel_tool_calls, req.history) if req.tools else None
         self._queue: asyncio.Queue | None = None
 
     async def __aenter__(self) -> TurnSession:

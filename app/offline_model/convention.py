@@ -18,6 +18,7 @@ import re
 
 import msgspec
 
+from app.codex.protocol import CLIENT_NAMESPACE
 from app.offline_model.replies import FunctionCall, Reasoning, Reply, Text, ToolCalls
 from app.offline_model.schema_instance import UnsupportedSchema, dumps, instance_for
 from app.offline_model.wire import InputItem, RecordedRequest
@@ -26,6 +27,16 @@ _CALL = re.compile(r"^[ \t]*call[ \t]+(?P<name>\S+)(?:[ \t]+(?P<args>.*?))?[ \t]
 _THINK = re.compile(r"^\s*think:[ \t]*(?P<text>[^\n]*)\n?")
 _TOOL_OUTPUTS = ("function_call_output", "custom_tool_call_output")
 _TOOL_CALLS = ("function_call", "custom_tool_call")
+# The proxy's `json_object` mode cannot use a strict output schema, so it tells the model in a developer message
+# (app/translate/inbound/structured.py, JSON_OBJECT_INSTRUCTION); the model treats that like text.format json_object.
+JSON_OBJECT_MARK = "Answer with one JSON object"
+
+
+def wants_structured(request: RecordedRequest) -> bool:
+    fmt = request.text_format
+    if fmt is not None and fmt.type in ("json_schema", "json_object"):
+        return True
+    return any(JSON_OBJECT_MARK in text for text in request.texts("developer"))
 
 
 class Rule(msgspec.Struct, frozen=True):
@@ -48,14 +59,14 @@ def apply(request: RecordedRequest, user_text: str) -> Rule | None:
     thought, rest = split_think(user_text)
     outputs = trailing_tool_outputs(request.input)
     if outputs:
-        if request.text_format is not None and request.text_format.type in ("json_schema", "json_object"):
+        if wants_structured(request):
             return _with_thought(thought, *_structured(request))
         lines = [f"{_tool_name(request.input, o)} returned: {o.output or ''}" for o in outputs]
         return _with_thought(thought, "tool_outputs", Text("\n".join(lines)))
     lines = [m for m in (_CALL.match(line) for line in rest.splitlines()) if m is not None]
     if lines:
         return _with_thought(thought, *_calls(request, lines))
-    if request.text_format is not None and request.text_format.type in ("json_schema", "json_object"):
+    if wants_structured(request):
         return _with_thought(thought, *_structured(request))
     if thought is not None:
         return Rule("think", Reasoning(thought, then=Text(f"echo: {rest.strip() or thought}")))
@@ -76,7 +87,8 @@ def _tool_name(items: list[InputItem], output: InputItem) -> str:
     """The called tool's name (`<namespace>.<name>` inside a namespace), from the call with the same call_id."""
     for item in items:
         if item.type in _TOOL_CALLS and item.call_id == output.call_id and item.name:
-            return f"{item.namespace}.{item.name}" if item.namespace else item.name
+            hidden = item.namespace in (None, CLIENT_NAMESPACE)  # the proxy's namespace is not the client's
+            return item.name if hidden else f"{item.namespace}.{item.name}"
     return output.call_id or "unknown_tool"
 
 
@@ -86,6 +98,8 @@ def _calls(request: RecordedRequest, lines: list[re.Match[str]]) -> tuple[str, R
     problems: list[str] = []
     for n, match in enumerate(lines, start=1):
         name, args = match.group("name"), (match.group("args") or "{}")
+        if name not in offered and f"{CLIENT_NAMESPACE}.{name}" in offered:
+            name = f"{CLIENT_NAMESPACE}.{name}"  # a client tool the proxy offers in its namespace: plain name works
         if name not in offered:
             names = ", ".join(sorted(offered)) or "none"
             problems.append(f"offline model: cannot call {name}: no such tool is offered (offered: {names})")
@@ -109,8 +123,7 @@ def _calls(request: RecordedRequest, lines: list[re.Match[str]]) -> tuple[str, R
 
 def _structured(request: RecordedRequest) -> tuple[str, Reply]:
     fmt = request.text_format
-    assert fmt is not None
-    if fmt.type == "json_object" or fmt.schema is None:
+    if fmt is None or fmt.type == "json_object" or fmt.schema is None:
         return "output_schema", Text("{}")
     try:
         return "output_schema", Text(dumps(instance_for(fmt.schema)))

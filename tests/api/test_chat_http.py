@@ -190,8 +190,8 @@ BAD = [
     pytest.param(
         b'{"model": "codev-5", "messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}',
         "invalid_value",
-        "tools",
-        id="tools",
+        "tools[0].function",
+        id="tool-without-function",
     ),
     pytest.param(
         b'{"model": "codev-5", "messages": [{"role": "user", "content": "x"}], "logprobs": true}',
@@ -201,10 +201,17 @@ BAD = [
     ),
     pytest.param(
         b'{"model": "codev-5", "messages": [{"role": "user", "content": "x"}], '
-        b'"response_format": {"type": "json_object"}}',
+        b'"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 3}}}}',
         "invalid_value",
-        "response_format",
-        id="response-format-json",
+        "response_format.json_schema.schema",
+        id="response-format-bad-schema",
+    ),
+    pytest.param(
+        b'{"model": "codev-5", "messages": [{"role": "user", "content": "x"}, '
+        b'{"role": "tool", "tool_call_id": "nope", "content": "r"}]}',
+        "invalid_value",
+        "messages[1].tool_call_id",
+        id="tool-result-without-call",
     ),
     pytest.param(b'{"messages": [{"role": "user", "content": "x"}]}', "model_required", "model", id="no-model"),
 ]

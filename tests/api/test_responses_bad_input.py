@@ -27,8 +27,8 @@ BAD = [
     pytest.param({"model": MODEL, "input": [{"type": "item_reference", "id": "x"}]}, "input[0].type", id="item-ref"),
     pytest.param(
         {"model": MODEL, "input": [msg("user"), {"type": "function_call_output", "call_id": "c", "output": "x"}]},
-        "input[1].type",
-        id="function-call-output",
+        "input[1].call_id",
+        id="output-without-call",
     ),
     pytest.param({"model": MODEL, "input": [{"type": "banana"}]}, "input[0].type", id="unknown-item-type"),
     pytest.param({"model": MODEL, "input": [msg("tool")]}, "input[0].role", id="role-tool"),
@@ -49,12 +49,12 @@ BAD = [
     pytest.param({"model": MODEL, "input": "hi", "n": 2}, "n", id="n-2"),
     pytest.param({"model": MODEL, "input": "hi", "previous_response_id": "resp_1"}, "previous_response_id", id="prev"),
     pytest.param(
-        {"model": MODEL, "input": "hi", "text": {"format": {"type": "json_schema", "name": "x", "schema": {}}}},
-        "text.format",
-        id="json-schema",
+        {"model": MODEL, "input": "hi", "text": {"format": {"type": "json_schema", "name": "x", "schema": []}}},
+        "text.format.schema",
+        id="json-schema-not-object",
     ),
     pytest.param(
-        {"model": MODEL, "input": "hi", "text": {"format": {"type": "json_object"}}}, "text.format", id="json-object"
+        {"model": MODEL, "input": "hi", "text": {"format": {"type": "yaml"}}}, "text.format", id="format-unknown"
     ),
     pytest.param({"model": MODEL, "input": "hi", "tool_choice": "required"}, "tool_choice", id="tool-choice-required"),
     pytest.param(
@@ -62,10 +62,10 @@ BAD = [
             "model": MODEL,
             "input": "hi",
             "tools": [{"type": "function", "name": "f"}],
-            "tool_choice": {"type": "function", "name": "f"},
+            "tool_choice": {"type": "function", "name": "g"},
         },
-        "tool_choice",
-        id="tool-choice-forced",
+        "tool_choice.name",
+        id="tool-choice-undeclared",
     ),
     pytest.param({"model": MODEL, "input": "hi", "tools": [1]}, "tools[0]", id="tool-not-object"),
     pytest.param({"model": MODEL, "input": "hi", "tools": "all"}, "tools", id="tools-not-list"),

@@ -90,7 +90,7 @@ def test_input_items_with_roles_become_the_conversation(api, offline_model):
     assert any(role == "assistant" and "first answer" in text for role, text in texts), texts
 
 
-def test_codex_cli_style_body_is_accepted_and_tools_are_not_executed(api, offline_model):
+def test_codex_cli_style_body_is_accepted_and_its_function_tools_offered(api, offline_model):
     """What `codex exec` sends (recorded from 0.169.0): built-in tool declarations, include, store:false, ..."""
     before = len(offline_model.requests)
     request = {
@@ -121,7 +121,10 @@ def test_codex_cli_style_body_is_accepted_and_tools_are_not_executed(api, offlin
     assert resp.status_code == 200, resp.text
     out = resp.json()
     assert out["output"][-1]["content"][0]["text"] == "echo: list files"
-    assert out["tools"] == [] and out["tool_choice"] == "none"
+    # The function tool is offered (in the proxy's namespace: codex reserves the name), web_search is left out, and the
+    # empty namespace offers nothing; the response lists exactly what the model was offered.
+    assert [t["name"] for t in out["tools"]] == ["exec_command"] and out["tool_choice"] == "auto"
     sent = offline_model.requests[before:]
     assert len(sent) == 1
-    assert not {"exec_command", "web_search", "multi_agent_v1"} & set(sent[0].tools)
+    assert "client_tools.exec_command" in sent[0].functions
+    assert not {"web_search", "multi_agent_v1"} & set(sent[0].tools)

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from app.api.pipeline import decode_body
-from app.codex.turn import HistoryMessage
+from app.codex.turn import HistoryMessage, HistoryToolCall, HistoryToolResult
 from app.errors import ApiError
 from app.model_ids import ResolvedModel
 from app.openai.chat import ChatCompletionRequest, CompletionRequest
@@ -19,6 +19,8 @@ from app.translate.inbound.chat import plan_chat, plan_completion
 from app.translate.plan import RequestInvalid, TurnPlan
 
 USER = [{"role": "user", "content": "hi"}]
+FN = {"type": "function", "function": {"name": "f"}}
+CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
 
 
 def resolver(model: str) -> ResolvedModel | None:
@@ -102,20 +104,106 @@ INVALID = [
     pytest.param(base(logprobs=True), 400, "logprobs", "invalid_value", id="logprobs"),
     pytest.param(base(top_logprobs=3), 400, "top_logprobs", "invalid_value", id="top-logprobs"),
     pytest.param(
-        base(tools=[{"type": "function", "function": {"name": "f"}}]), 400, "tools", "invalid_value", id="tools"
-    ),
-    pytest.param(base(functions=[{"name": "f"}]), 400, "functions", "invalid_value", id="functions"),
-    pytest.param(base(tool_choice="required"), 400, "tool_choice", "invalid_value", id="tool-choice-required"),
-    pytest.param(base(function_call={"name": "f"}), 400, "function_call", "invalid_value", id="function-call"),
-    pytest.param(
-        base(response_format={"type": "json_object"}), 400, "response_format", "invalid_value", id="json-object"
-    ),
-    pytest.param(
-        base(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
+        base(tools=[{"type": "function", "function": {"name": "bad name"}}]),
         400,
-        "response_format",
+        "tools[0].function.name",
         "invalid_value",
-        id="json-schema",
+        id="tool-name",
+    ),
+    pytest.param(base(tools=[FN, FN]), 400, "tools[1].function.name", "invalid_value", id="tool-declared-twice"),
+    pytest.param(
+        base(tools=[{"type": "function", "function": {"name": "f", "parameters": [1]}}]),
+        400,
+        "tools[0].function.parameters",
+        "invalid_value",
+        id="tool-parameters-not-object",
+    ),
+    pytest.param(base(tools=[{"type": "function"}]), 400, "tools[0].function", "invalid_value", id="tool-no-fn"),
+    pytest.param(base(tool_choice="required"), 400, "tool_choice", "invalid_value", id="required-without-tools"),
+    pytest.param(base(tool_choice="always"), 400, "tool_choice", "invalid_value", id="tool-choice-unknown"),
+    pytest.param(
+        base(tools=[FN], tool_choice={"type": "function", "function": {"name": "g"}}),
+        400,
+        "tool_choice.function.name",
+        "invalid_value",
+        id="tool-choice-undeclared",
+    ),
+    pytest.param(
+        base(tools=[FN], tool_choice={"type": "allowed_tools"}),
+        400,
+        "tool_choice.type",
+        "invalid_value",
+        id="tool-choice-type",
+    ),
+    pytest.param(
+        base(functions=[{"name": "f"}], function_call={"name": "g"}),
+        400,
+        "function_call.name",
+        "invalid_value",
+        id="function-call-undeclared",
+    ),
+    pytest.param(
+        base(response_format={"type": "json_schema"}),
+        400,
+        "response_format.json_schema",
+        "invalid_value",
+        id="json-schema-missing",
+    ),
+    pytest.param(
+        base(response_format={"type": "json_schema", "json_schema": {"name": "x"}}),
+        400,
+        "response_format.json_schema.schema",
+        "invalid_value",
+        id="json-schema-no-schema",
+    ),
+    pytest.param(
+        base(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 5}}}),
+        400,
+        "response_format.json_schema.schema",
+        "invalid_value",
+        id="json-schema-invalid",
+    ),
+    pytest.param(
+        base(response_format={"type": "json_schema", "json_schema": {"name": "a b", "schema": {}}}),
+        400,
+        "response_format.name",
+        "invalid_value",
+        id="json-schema-name",
+    ),
+    pytest.param(base(response_format={"type": "xml"}), 400, "response_format", "invalid_value", id="format-unknown"),
+    pytest.param(
+        base(messages=[*USER, {"role": "tool", "tool_call_id": "c9", "content": "42"}]),
+        400,
+        "messages[1].tool_call_id",
+        "invalid_value",
+        id="result-without-call",
+    ),
+    pytest.param(
+        base(messages=[*USER, {"role": "assistant", "tool_calls": [CALL]}, *USER]),
+        400,
+        "messages[1].tool_calls[0]",
+        "invalid_value",
+        id="call-without-result",
+    ),
+    pytest.param(
+        base(
+            messages=[
+                *USER,
+                {"role": "assistant", "tool_calls": [{**CALL, "function": {"name": "f", "arguments": "{x"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "42"},
+            ]
+        ),
+        400,
+        "messages[1].tool_calls[0].function.arguments",
+        "invalid_value",
+        id="arguments-not-json",
+    ),
+    pytest.param(
+        base(messages=[*USER, {"role": "function", "name": "f", "content": "42"}]),
+        400,
+        "messages[1].name",
+        "invalid_value",
+        id="function-result-without-call",
     ),
     pytest.param(base(model="gpt-4o"), 404, "model", "model_not_found", id="unknown-model"),
     pytest.param(base(reasoning_effort="max"), 400, "reasoning_effort", "invalid_value", id="effort-bad"),
@@ -218,7 +306,7 @@ def test_earlier_turns_become_history_and_the_last_user_message_is_the_input() -
             messages=[
                 {"role": "system", "content": "be terse"},
                 {"role": "user", "content": "first question"},
-                {"role": "assistant", "content": "first answer"},
+                {"role": "assistant", "content": "first answer", "tool_calls": [{**CALL, "id": "call_1"}]},
                 {"role": "tool", "tool_call_id": "call_1", "content": "42"},
                 {"role": "user", "content": [{"type": "text", "text": "second"}, {"type": "text", "text": "part"}]},
             ]
@@ -228,7 +316,8 @@ def test_earlier_turns_become_history_and_the_last_user_message_is_the_input() -
     assert p.turn.history == (
         HistoryMessage("user", "first question"),
         HistoryMessage("assistant", "first answer"),
-        HistoryMessage("user", "[tool result call_1]\n42"),
+        HistoryToolCall("call_1", "f", "{}"),
+        HistoryToolResult("call_1", "42"),
     )
 
 

@@ -44,12 +44,46 @@ REFUSED = [
     pytest.param({"model": "m", "input": "x", "conversation": "c"}, "conversation", None, id="conversation"),
     pytest.param({"model": "m", "input": "x", "tool_choice": "required"}, "tool_choice", None, id="required"),
     pytest.param(
-        {"model": "m", "input": "x", "tool_choice": {"type": "function", "name": "f"}}, "tool_choice", None, id="forced"
+        {"model": "m", "input": "x", "tool_choice": {"type": "function", "name": "f"}},
+        "tool_choice.name",
+        None,
+        id="forced-undeclared",
     ),
     pytest.param(
-        {"model": "m", "input": "x", "text": {"format": {"type": "json_schema"}}}, "text.format", None, id="json-schema"
+        {"model": "m", "input": "x", "text": {"format": {"type": "json_schema"}}},
+        "text.format.schema",
+        None,
+        id="json-schema-without-schema",
     ),
-    pytest.param({"model": "m", "input": [{"type": "function_call"}]}, "input[0].type", None, id="function-call"),
+    pytest.param(
+        {"model": "m", "input": "x", "tools": [{"type": "function", "name": "a.b"}]},
+        "tools[0].name",
+        None,
+        id="tool-name",
+    ),
+    pytest.param(
+        {
+            "model": "m",
+            "input": "x",
+            "tools": [{"type": "namespace", "name": "web", "tools": [{"type": "function", "name": "f"}]}],
+        },
+        "tools[0].name",
+        None,
+        id="reserved-namespace",
+    ),
+    pytest.param({"model": "m", "input": [{"type": "function_call"}]}, "input[0].call_id", None, id="call-without-id"),
+    pytest.param(
+        {"model": "m", "input": [user("a"), {"type": "function_call_output", "call_id": "c", "output": "x"}]},
+        "input[1].call_id",
+        None,
+        id="output-without-call",
+    ),
+    pytest.param(
+        {"model": "m", "input": [user("a"), {"type": "function_call", "call_id": "c", "name": "f", "arguments": "x"}]},
+        "input[1].arguments",
+        None,
+        id="arguments-not-json",
+    ),
     pytest.param({"model": "m", "input": [user("a"), {"type": "x"}]}, "input[1].type", None, id="unknown-item"),
     pytest.param({"model": "m", "input": [{"role": "tool", "content": "a"}]}, "input[0].role", None, id="role"),
     pytest.param(
@@ -128,7 +162,7 @@ def test_system_and_developer_messages_and_instructions_become_developer_instruc
     assert plan(body, ignore_system=True).turn.developer_instructions is None
 
 
-def test_tool_declarations_are_accepted_and_not_forwarded():
+def test_function_tools_are_offered_and_other_types_left_out_of_the_echo():
     p = plan(
         {
             "model": "m",
@@ -139,7 +173,9 @@ def test_tool_declarations_are_accepted_and_not_forwarded():
         }
     )
     assert p.turn.input_text == "x"
-    assert "exec_command" not in ENC.encode(p.turn).decode()
+    assert [t.name for t in p.turn.tools] == ["exec_command"]
+    assert [t.name for t in p.tools_echo] == ["exec_command"]
+    assert (p.tool_choice_echo, p.parallel_tool_calls) == ("auto", True)
 
 
 def test_reasoning_options_are_carried():

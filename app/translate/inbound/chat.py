@@ -19,7 +19,6 @@ from app.translate.inbound.tools import ToolChoice, ToolSet, chat_tools, tool_ch
 from app.translate.inbound.turn import build_turn, offered
 from app.translate.plan import RequestInvalid, TurnPlan
 
-LEGACY_TOOL_TEXT = True
 CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
@@ -39,19 +38,15 @@ def _transcript(messages: list[c.ChatMessage], ignore_system: bool) -> Transcrip
             transcript.user(content.text, content.images)
         elif msg.role == "assistant":
             transcript.assistant(content.text)
-            for j, call in enumerate([] if LEGACY_TOOL_TEXT else msg.tool_calls or []):
+            for j, call in enumerate(msg.tool_calls or []):
                 at = f"{where}.tool_calls[{j}]"
                 params = CallParam(item=at, id=f"{at}.id", arguments=f"{at}.function.arguments")
                 transcript.call(call.id, call.function.name, call.function.arguments, None, params)
-            if (
-                msg.function_call is not None and not LEGACY_TOOL_TEXT
-            ):  # legacy: one call without an id; the next `function` message answers
+            if msg.function_call is not None:  # legacy: one call without an id; the next `function` message answers
                 at = f"{where}.function_call"
                 params = CallParam(item=at, id=at, arguments=f"{at}.arguments")
                 fn = msg.function_call
                 transcript.call(f"call_legacy_{i}", fn.name, fn.arguments, None, params)
-        elif LEGACY_TOOL_TEXT:  # until tools land: a tool result is shown to the model as labelled user text
-            transcript.user(f"[{msg.role} result {msg.name or msg.tool_call_id or msg.role}]\n{content.text}", ())
         elif msg.role == "tool":
             transcript.result(msg.tool_call_id, content.text, content.images, f"{where}.tool_call_id")
         else:  # legacy `function` result, matched by name
@@ -60,20 +55,6 @@ def _transcript(messages: list[c.ChatMessage], ignore_system: bool) -> Transcrip
                 raise RequestInvalid(f"no earlier function_call named {msg.name!r} for this result", f"{where}.name")
             transcript.result(call_id, content.text, content.images, f"{where}.name")
     return transcript
-
-
-def _refuse_until_tools(req: c.ChatCompletionRequest) -> None:
-    """Client tools and structured output are not wired to Codex yet: refused by name (removed with issue 9)."""
-    for name in ("tools", "functions"):
-        if getattr(req, name):
-            raise RequestInvalid(f"{name} (client tools) are not supported by this server yet", name)
-    for name in ("tool_choice", "function_call"):
-        if getattr(req, name) not in (None, "none", "auto"):
-            raise RequestInvalid(f"{name} is not supported by this server yet", name)
-    if req.response_format is not None and req.response_format.type != "text":
-        raise RequestInvalid(
-            f"response_format {req.response_format.type!r} is not supported yet; only 'text'", "response_format"
-        )
 
 
 def plan_chat(
@@ -86,7 +67,6 @@ def plan_chat(
     check_n(req.n)
     if req.logprobs or req.top_logprobs is not None:
         raise RequestInvalid("logprobs is not supported by this server", "logprobs" if req.logprobs else "top_logprobs")
-    _refuse_until_tools(req)
     tools = chat_tools(req.tools, req.functions)
     if req.tool_choice is not None:
         choice = tool_choice(req.tool_choice, tools, "tool_choice")

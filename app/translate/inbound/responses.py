@@ -15,7 +15,7 @@ from app.translate.inbound.checks import (
 )
 from app.translate.inbound.history import CallParam, Transcript
 from app.translate.inbound.structured import responses_format
-from app.translate.inbound.tools import ToolSet, responses_tools, tool_choice
+from app.translate.inbound.tools import responses_tools, tool_choice
 from app.translate.inbound.turn import build_turn, offered
 from app.translate.plan import RequestInvalid, TurnPlan
 
@@ -59,21 +59,6 @@ def _transcript(items: str | list[r.InputItem], ignore_system: bool, instruction
     return transcript
 
 
-def _refuse_until_tools(req: r.ResponsesRequest) -> None:
-    """Client tools are not wired to Codex yet (removed with issue 9)."""
-    responses_tools(req.tools)  # the declarations' shape is still checked
-    if req.tool_choice not in (None, "none", "auto"):
-        raise RequestInvalid(
-            "tool_choice other than 'auto' or 'none' is not supported: this server does not execute client tools yet",
-            "tool_choice",
-        )
-    if req.text is not None and req.text.format is not None and req.text.format.type != "text":
-        raise RequestInvalid(f"text.format {req.text.format.type!r} is not supported yet; only 'text'", "text.format")
-    for i, item in enumerate(req.input if isinstance(req.input, list) else []):
-        if item.type in ("function_call", "function_call_output"):
-            raise RequestInvalid(f"unsupported input item type {item.type!r}", f"input[{i}].type")
-
-
 def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_client_system_prompt: bool) -> TurnPlan:
     if req.messages:
         raise RequestInvalid("messages is not supported for /v1/responses; send the conversation as input", "messages")
@@ -89,9 +74,8 @@ def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_clie
     for name, value in (("background", req.background), ("conversation", req.conversation), ("prompt", req.prompt)):
         if value:
             raise RequestInvalid(f"{name} is not supported by this server", name)
-    _refuse_until_tools(req)
-    tools = ToolSet()  # declarations accepted, never offered yet (Codex CLI always declares its own)
-    choice = tool_choice(None, tools, "tool_choice")
+    tools = responses_tools(req.tools)
+    choice = tool_choice(req.tool_choice, tools, "tool_choice")
     structured = responses_format(req.text.format if req.text else None)
     resolved = resolve_model(model, resolver)
     effort = check_effort(req.reasoning.effort if req.reasoning else None, "reasoning.effort")

@@ -105,7 +105,7 @@ class _Builder:
 
     def add_namespace(self, decl: ToolDeclaration, param: str) -> None:
         name = _check_name(decl.name, f"{param}.name")
-        if name in RESERVED_NAMESPACES:
+        if name in RESERVED_NAMESPACES or name == p.CLIENT_NAMESPACE:
             raise RequestInvalid(f"namespace {name!r} is reserved by Codex; rename it", f"{param}.name")
         members: list[p.DynamicFunctionTool] = []
         shown: list[FunctionToolEcho] = []
