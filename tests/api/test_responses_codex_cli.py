@@ -3,8 +3,9 @@
 client `codex exec` → proxy (real app) → `codex app-server` → offline model. Codex is a demanding Responses client:
 it declares its own built-in tools (function, namespace and web_search), `tool_choice:"auto"`,
 `parallel_tool_calls`, `reasoning`, `include`, `store:false`, `prompt_cache_key`, `client_metadata`, and sends
-`developer` messages with `input_text` parts plus an environment-context user message. The proxy accepts tool
-*declarations* and never executes them (docs/responses.md, "Tools"), so codex gets a plain text answer.
+`developer` messages with `input_text` parts plus an environment-context user message. Its function and namespace
+tools are offered to the model behind the proxy (web_search is left out), and when the model calls one, codex
+runs it in its own sandbox and sends the result back: a full agent loop through the proxy.
 """
 
 from __future__ import annotations
@@ -86,10 +87,12 @@ def test_codex_exec_through_the_proxy_prints_the_offline_models_answer(api, offl
     before = len(offline_model.requests)
     proc = run_codex_exec(api, tmp_path, "hello from codex as a client")
     assert agent_messages(api, proc) == ["echo: hello from codex as a client"]
-    # Exactly one model call behind the proxy: the declared client tools were not executed or forwarded.
+    # Exactly one model call behind the proxy, which was offered Codex CLI's own tools (not web_search).
     behind = offline_model.requests[before:]
     assert len(behind) == 1
-    assert not any(name in behind[0].tools for name in ("exec_command", "write_stdin", "update_goal"))
+    # exec_command is a name codex reserves at the top level: the proxy offers it in its own namespace
+    assert {"client_tools.exec_command", "write_stdin"} <= set(behind[0].functions)
+    assert "web_search" not in behind[0].tools
 
 
 def test_codex_exec_resume_sends_history_with_reasoning_back_and_still_gets_an_answer(api, offline_model, tmp_path):
@@ -104,3 +107,17 @@ def test_codex_exec_resume_sends_history_with_reasoning_back_and_still_gets_an_a
     assert len(behind) == 1
     history = [(i.role, i.text) for i in behind[0].input if i.type == "message"]
     assert any(role == "assistant" and "echo: first turn" in text for role, text in history), history
+
+
+def test_codex_exec_runs_its_shell_tool_when_the_model_behind_the_proxy_calls_it(api, offline_model, tmp_path):
+    """The offline model calls the CLI's `exec_command`; the CLI runs it in its sandbox and sends the output back;
+    the model's final answer (through the proxy again) contains the command's output."""
+    before = len(offline_model.requests)
+    marker = "sandbox-says-" + "42"
+    proc = run_codex_exec(api, tmp_path, f'call exec_command {{"cmd": "echo {marker}"}}')
+    messages = agent_messages(api, proc)
+    assert messages and marker in messages[-1] and messages[-1].startswith("exec_command returned:")
+    behind = offline_model.requests[before:]
+    assert [r.rule for r in behind] == ["calls", "tool_outputs"]
+    output = next(i for i in behind[1].input if i.type == "function_call_output")
+    assert marker in (output.output or "")
