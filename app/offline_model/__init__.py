@@ -15,6 +15,7 @@ from app.offline_model.replies import (
     StreamError,
     Text,
     Usage,
+    plan_headers,
     split_text,
     word_count,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "StreamError",
     "Text",
     "Usage",
+    "plan_headers",
     "split_text",
     "word_count",
 ]
