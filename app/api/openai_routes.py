@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 
 from app import translate as t
+from app.api import limits
 from app.api.context import ApiContext
 from app.api.pipeline import (
     ChatFormat,
@@ -40,12 +41,16 @@ async def _generate(
     plan: Callable[[B, ApiContext], t.TurnPlan],
     wire: Callable[[t.TurnPlan], WireFormat],
 ) -> Response[Any]:
-    """The one generation path: auth → decode → plan (validation) → execute in the request's wire format."""
+    """The one generation path: auth → per-key limits → decode → plan (validation) → execute in the wire format."""
     ctx = _ctx(state)
-    ctx.authenticate(request)
-    body = decode_body(await request.body(), body_type)
-    planned = plan_or_error(plan, body, ctx)
-    return await execute(ctx, request, planned, wire(planned))
+    key = ctx.authenticate(request)
+
+    async def run() -> Response[Any]:
+        body = decode_body(await request.body(), body_type)
+        planned = plan_or_error(plan, body, ctx)
+        return await execute(ctx, request, planned, wire(planned))
+
+    return await limits.guarded(ctx.limiter, ctx.backend.quota, key, run)  # issue 11: limits + headers
 
 
 def _plan_chat(body: ChatCompletionRequest, ctx: ApiContext) -> t.TurnPlan:
