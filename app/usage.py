@@ -208,17 +208,21 @@ def reverse_lines(path: Path) -> Iterator[bytes]:
 
 
 class _Digest:
-    """One file's records folded into hourly cells, up to `offset` bytes."""
+    """One file's records folded into hourly cells, up to `offset` bytes, plus a block index
+    (start offset, end offset, min ts, max ts) so an exact count of a few hours reads only their blocks."""
 
-    __slots__ = ("cacheable", "cells", "offset")
+    __slots__ = ("blocks", "cacheable", "cells", "offset")
 
     def __init__(self) -> None:
         self.offset = 0
         self.cells: dict[CellKey, Cell] = {}
+        self.blocks: list[tuple[int, int, int, int]] = []
         self.cacheable = True
 
     def extend(self, path: Path) -> None:
         for records, offset in read_records(path, self.offset):
+            if records:
+                self.blocks.append((self.offset, offset, min(r.ts for r in records), max(r.ts for r in records)))
             if self.cacheable:
                 for r in records:
                     _fold(self.cells, r)
@@ -226,6 +230,14 @@ class _Digest:
                     self.cacheable = False
                     self.cells = {}
             self.offset = offset
+
+
+def read_range(path: Path, start: int, end: int) -> list[UsageRecord]:
+    """The records in bytes [start, end) of `path` (a block boundary recorded by a digest)."""
+    with contextlib.suppress(FileNotFoundError), path.open("rb") as f:
+        f.seek(start)
+        return decode_block(f.read(end - start), path)
+    return []
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -246,8 +258,10 @@ class UsageLog:
         max_bytes: int = 64 * 1024 * 1024,
         max_files: int = 8,
         on_append: Callable[[UsageRecord], None] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = path
+        self.clock = clock  # wall clock (seconds) deciding which UTC day "today" is
         self.max_bytes = max_bytes
         self.max_files = max_files
         self.on_append = on_append
@@ -260,7 +274,7 @@ class UsageLog:
         self._fd_inode: int | None = None
         self._digests: dict[tuple[int, int], _Digest] = {}
         self._read_lock = threading.Lock()
-        self._today = _utc_day(int(time.time() * 1000))
+        self._today = _utc_day(int(clock() * 1000))
         self._today_tokens: dict[str, int] = {}
 
     # ---- writing -------------------------------------------------------------------------------------------
@@ -283,17 +297,21 @@ class UsageLog:
 
     def tokens_today(self, key: str) -> int:
         """Total tokens `key` used since 00:00 UTC (exact, from the records)."""
-        if _utc_day(int(time.time() * 1000)) != self._today:
+        if _utc_day(int(self.clock() * 1000)) != self._today:
             return 0
         return self._today_tokens.get(key, 0)
 
     def load_today(self) -> None:
         """Seed the per-key token counters from the ledger (at start-up, before serving)."""
-        now = int(time.time() * 1000)
+        started = time.monotonic()
+        now = int(self.clock() * 1000)
         day_start = _utc_day(now) * DAY_MS
         summary = self.summary(day_start, day_start + DAY_MS, None)
         self._today = _utc_day(now)
         self._today_tokens = {k: t.total_tokens for k, t in summary.by_key.items() if t.total_tokens}
+        with self._read_lock:
+            size = sum(d.offset for d in self._digests.values())
+        logger.info("usage ledger %s: %d MB read in %.1f s", self.path, size // 2**20, time.monotonic() - started)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything queued so far is on disk (or handed to a failing disk); False on timeout."""
@@ -430,17 +448,20 @@ class UsageLog:
                 digest = self._digest(path)
                 if digest is None:
                     continue
-                cells = [
-                    (k, c)
-                    for k, c in digest.cells.items()
-                    if (key is None or k[2] == key) and not (c[7] < start or c[6] >= end)
-                ]
-                # A cell (hour) with records on both sides of a boundary: count this file record by record.
-                if not digest.cacheable or any(not (start <= c[6] and c[7] < end) for _, c in cells):
+                if not digest.cacheable:
                     self._scan_exact(path, start, end, key, add_cell)
                     continue
-                for (hour, model, rkey), c in cells:
-                    add_cell(model, rkey, hour * HOUR_MS, c)
+                straddling: set[CellKey] = set()
+                for cell_key, c in digest.cells.items():
+                    hour, model, rkey = cell_key
+                    if (key is not None and rkey != key) or c[7] < start or c[6] >= end:
+                        continue
+                    if start <= c[6] and c[7] < end:
+                        add_cell(model, rkey, hour * HOUR_MS, c)
+                    else:
+                        straddling.add(cell_key)  # records on both sides of a boundary: count them one by one
+                if straddling:
+                    self._count_cells(path, digest, straddling, start, end, add_cell)
         return UsageSummary(
             start=start,
             end=end,
@@ -456,11 +477,32 @@ class UsageLog:
     def _scan_exact(
         path: Path, start: int, end: int, key: str | None, add_cell: Callable[[str, str, int, list[int]], None]
     ) -> None:
-        """Fold only the records in range into temporary cells (same arithmetic as the digest), then add them."""
+        """Fold the records in range into temporary cells (same arithmetic as the digest), then add them."""
         cells: dict[CellKey, Cell] = {}
         for records, _ in read_records(path):
             for r in records:
                 if start <= r.ts < end and (key is None or r.key == key):
+                    _fold(cells, r)
+        for (hour, model, rkey), c in cells.items():
+            add_cell(model, rkey, hour * HOUR_MS, c)
+
+    @staticmethod
+    def _count_cells(
+        path: Path,
+        digest: _Digest,
+        wanted: set[CellKey],
+        start: int,
+        end: int,
+        add_cell: Callable[[str, str, int, list[int]], None],
+    ) -> None:
+        """Exact counts of the in-range records of the `wanted` cells, reading only the blocks their hours touch."""
+        hours = {h for h, _, _ in wanted}
+        cells: dict[CellKey, Cell] = {}
+        for first, last, lo, hi in digest.blocks:
+            if not any(lo < (h + 1) * HOUR_MS and hi >= h * HOUR_MS for h in hours):
+                continue
+            for r in read_range(path, first, last):
+                if start <= r.ts < end and (r.ts // HOUR_MS, r.model, r.key) in wanted:
                     _fold(cells, r)
         for (hour, model, rkey), c in cells.items():
             add_cell(model, rkey, hour * HOUR_MS, c)

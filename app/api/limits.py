@@ -270,9 +270,10 @@ class KeyLimiter:
 
     async def _acquire(self, name: str, limit: int) -> None:
         state = self._key(name)
-        deadline = self.clock() + self.queue_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.queue_timeout
         while state.in_flight >= limit:
-            remaining = deadline - self.clock()
+            remaining = deadline - loop.time()
             if remaining <= 0:
                 raise ApiError(429, "concurrency")
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -315,20 +316,25 @@ async def guarded(
             response = await run()
         except ApiError as exc:
             exc.headers = {**admission.headers, **exc.headers}
-            _plan_retry_after(quota, exc.status, exc.headers)
+            if exc.status == 429 and exc.code == USAGE_LIMIT_EXCEEDED:
+                _plan_retry_after(quota, exc.headers)
             raise
     finally:
         if note is None:
             admission.release()
     for header, value in admission.headers.items():
         response.headers.setdefault(header, value)
-    _plan_retry_after(quota, response.status_code, response.headers)
+    body = response.content
+    if response.status_code == 429 and isinstance(body, bytes) and USAGE_LIMIT_EXCEEDED.encode() in body:
+        _plan_retry_after(quota, response.headers)
     return response
 
 
-def _plan_retry_after(quota: PlanQuota, status: int, headers: dict[str, str]) -> None:
+USAGE_LIMIT_EXCEEDED = "usage_limit_exceeded"  # app.errors' code for the turn that hit the plan's limit
+
+
+def _plan_retry_after(quota: PlanQuota, headers: dict[str, str]) -> None:
     """The turn that hit the plan's usage limit: Retry-After from the window's reset, not a fixed 30 s."""
-    if status == 429:
-        retry = quota.retry_after()
-        if retry is not None:
-            headers["Retry-After"] = str(retry)
+    retry = quota.retry_after()
+    if retry is not None:
+        headers["Retry-After"] = str(retry)
