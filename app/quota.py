@@ -70,6 +70,16 @@ def _merge(old: rl.RateLimitSnapshot | None, new: rl.RateLimitSnapshot) -> rl.Ra
     )
 
 
+def _safe(handler: Callable[[msgspec.Raw], None]) -> Callable[[msgspec.Raw], None]:
+    def observe(raw: msgspec.Raw) -> None:
+        try:
+            handler(raw)
+        except Exception:
+            logger.exception("plan quota: notification not understood")
+
+    return observe
+
+
 class PlanQuota:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
@@ -80,8 +90,9 @@ class PlanQuota:
     # ---- inputs -------------------------------------------------------------------------------------------
 
     def observers(self) -> dict[str, Callable[[msgspec.Raw], None]]:
-        """Notification method → handler, for the RPC client (called on the reader, never blocks)."""
-        return {rl.UPDATED: self._on_updated, rl.ERROR: self._on_error}
+        """Notification method → handler, for the RPC client (called on the worker's reader: never raises,
+        never blocks, so a bad payload can never take the reader down)."""
+        return {rl.UPDATED: _safe(self._on_updated), rl.ERROR: _safe(self._on_error)}
 
     def _on_updated(self, raw: msgspec.Raw) -> None:
         try:
@@ -93,10 +104,11 @@ class PlanQuota:
 
     def _on_error(self, raw: msgspec.Raw) -> None:
         try:
-            info = rl.decode_error(raw).info()
+            error = rl.decode_error(raw)
+            info = error.info()
         except msgspec.DecodeError:
             return
-        if info == "usageLimitExceeded":
+        if info == "usageLimitExceeded" and not error.will_retry:
             self.limit_reached()
 
     def merge(self, snapshot: rl.RateLimitSnapshot, limit_id: str | None = None) -> None:

@@ -349,7 +349,10 @@ class UsageLog:
             lines = [line for line in batch if isinstance(line, bytes)]
             stop = len(lines) != len(batch)
             if lines:
-                self._write(lines)
+                try:
+                    self._write(lines)
+                except Exception:  # a bug here must not stop the writer (flush() would then always time out)
+                    logger.exception("usage log %s: %d record(s) lost", self.path, len(lines))
             with self._cv:
                 self._written += len(lines)
                 self._cv.notify_all()

@@ -80,6 +80,13 @@ def test_a_key_holding_its_concurrency_share_leaves_another_key_served_at_once(
     assert over.headers["retry-after"] == "1"
     assert served.status_code == 200, served.text
     assert served.json()["choices"][0]["message"]["content"] == "echo: my turn"
+    # Closing the streams gives bob's slots back (released when each response ended, not leaked).
+    with gateway.client("bob") as bob:
+        again = wait_for(
+            lambda: (r := bob.post(CHAT, json=chat_body("slots back?"))).status_code == 200 and r,
+            what="bob served again after his streams ended",
+        )
+    assert again.json()["choices"][0]["message"]["content"] == "echo: slots back?"
 
 
 def test_token_budget_is_enforced_from_exact_usage(gateway: Gateway, offline_model: ThreadedOfflineModel) -> None:

@@ -121,6 +121,7 @@ def test_other_errors_and_retried_errors_do_not_block(clock: Clock) -> None:
     feed(quota, rl.UPDATED, {"rateLimits": {"primary": {"usedPercent": 100, "resetsAt": int(NOW) + 60}}})
     feed(quota, rl.ERROR, {**ERROR, "error": {"message": "x", "codexErrorInfo": "serverOverloaded"}})
     feed(quota, rl.ERROR, {**ERROR, "error": {"message": "x", "codexErrorInfo": {"httpConnectionFailed": {}}}})
+    feed(quota, rl.ERROR, {**ERROR, "willRetry": True})  # codex retries by itself: not the end of the turn
     assert quota.retry_after() is None
 
 
@@ -135,4 +136,6 @@ def test_garbage_notifications_are_ignored(clock: Clock) -> None:
     quota = PlanQuota(clock=clock)
     quota.observers()[rl.UPDATED](msgspec.Raw(b'{"rateLimits": 12}'))
     quota.observers()[rl.ERROR](msgspec.Raw(b"[]"))
+    quota.observers()[rl.ERROR](msgspec.Raw(b'{"error": {"codexErrorInfo": "usageLimitExceeded"}, "willRetry": 3}'))
     assert quota.view().known is False
+    assert quota.retry_after() is None
