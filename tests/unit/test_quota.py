@@ -139,3 +139,43 @@ def test_garbage_notifications_are_ignored(clock: Clock) -> None:
     quota.observers()[rl.ERROR](msgspec.Raw(b'{"error": {"codexErrorInfo": "usageLimitExceeded"}, "willRetry": 3}'))
     assert quota.view().known is False
     assert quota.retry_after() is None
+
+
+class _Client:
+    """Stands in for a leased worker's RpcClient: answers account/rateLimits/read like codex with a ChatGPT login."""
+
+    def __init__(self, answer: dict | Exception) -> None:
+        self.answer = answer
+        self.calls: list[str] = []
+
+    async def request(self, method: str, params: object, *, timeout: float, result_type: type) -> object:
+        self.calls.append(method)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return msgspec.json.decode(json.dumps(self.answer), type=result_type)
+
+
+async def test_refresh_reads_every_limit_id(clock: Clock) -> None:
+    quota = PlanQuota(clock=clock)
+    window = {"usedPercent": 12, "windowDurationMins": 300, "resetsAt": int(NOW) + 600}
+    answer = {
+        "rateLimits": {"limitId": "codex", "primary": window, "planType": "pro"},
+        "rateLimitsByLimitId": {
+            "codex": {"limitId": "codex", "primary": window, "planType": "pro"},
+            "codex_other": {"limitId": "codex_other", "secondary": {**window, "usedPercent": 3}},
+        },
+        "rateLimitResetCredits": None,
+    }
+    client = _Client(answer)
+    await quota.refresh(client, 5.0)  # type: ignore[arg-type]
+    view = quota.view()
+    assert client.calls == [rl.READ]
+    assert [limit.limit_id for limit in view.limits] == ["codex", "codex_other"]  # the main limit first
+    assert view.plan_type == "pro"
+    assert view.limits[0].primary is not None and view.limits[0].primary.used_percent == 12
+
+
+async def test_refresh_without_a_chatgpt_login_changes_nothing(clock: Clock) -> None:
+    quota = PlanQuota(clock=clock)
+    await quota.refresh(_Client(RuntimeError("codex account authentication required")), 5.0)  # type: ignore[arg-type]
+    assert quota.view().known is False
