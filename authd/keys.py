@@ -72,6 +72,9 @@ class KeyPolicy(msgspec.Struct, frozen=True):
     scopes: frozenset[str] = frozenset()
 
 
+NO_POLICY = KeyPolicy()
+
+
 class _KeyEntry(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     sha256: str
@@ -94,7 +97,7 @@ class _Key:
     digest: bytes
     expires_at: float | None  # epoch seconds
     disabled: bool
-    policy: KeyPolicy = KeyPolicy()
+    policy: KeyPolicy = NO_POLICY
 
     def usable(self, now: float) -> bool:
         return not self.disabled and (self.expires_at is None or now < self.expires_at)
@@ -224,7 +227,7 @@ class KeyStore:
                 if self._path is None and name == DEFAULT_KEY_NAME:
                     return KeyPolicy(limits=key.policy.limits, scopes=key.policy.scopes | {USAGE_ALL})
                 return key.policy
-        return KeyPolicy()
+        return NO_POLICY
 
     def usable_count(self) -> int:
         """How many keys can authenticate right now (not disabled, not expired): the fair-share divisor."""

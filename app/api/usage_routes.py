@@ -23,8 +23,9 @@ from app.usage import UsageEvents, UsageSummary, parse_time
 
 def _scope(ctx: ApiContext, name: str, key: str | None) -> str | None:
     """The key whose records the caller may see (None: all of them)."""
+    key = key or None
     if ctx.may_read_all_usage(name):
-        return key or None
+        return key
     if key is not None and key != name:
         raise ApiError(
             403,
