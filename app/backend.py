@@ -20,6 +20,7 @@ from app.codex.launch import Backend, build_argv, build_env, has_login, prepare_
 from app.codex.pool import PoolConfig, PoolNotReady, WorkerPool, WorkerStatus
 from app.codex.turn import InFlight, OpenTurn, TurnRequest, TurnSession, TurnSource, TurnTasks
 from app.offline_model import OfflineModel
+from app.quota import PlanQuota
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class ModelBackend:
         self.codex_home = settings.codex_home_path
         self.workdir: Path | None = None
         self._models_task: asyncio.Task[None] | None = None
+        self.quota = PlanQuota()  # the plan's windows, fed by every worker's account/rateLimits notifications
 
     async def start(self) -> None:
         s = self.settings
@@ -77,7 +79,7 @@ class ModelBackend:
             shutdown_grace=s.worker_shutdown_grace_ms / 1000,
             max_turns=s.worker_max_turns,
         )
-        self.pool = WorkerPool(config, preflight=self._preflight)
+        self.pool = WorkerPool(config, preflight=self._preflight, observe=self.quota.observers())
         await self.pool.start()
         if self.mode == "codex":
             self._models_task = asyncio.create_task(self._load_account_models(), name="account-models")
@@ -119,6 +121,9 @@ class ModelBackend:
         assert self.pool is not None
         if await self.pool.wait_ready(self.settings.worker_startup_timeout_ms / 1000 * 2):
             await self.refresh_account_models()
+            with contextlib.suppress(Exception):  # the plan's windows before the first turn (ChatGPT login only)
+                async with self.pool.lease() as lease:
+                    await self.quota.refresh(lease.client, lease.request_timeout)
 
     async def refresh_account_models(self) -> None:
         """With a real login, add the models the account reports (model/list) to the accepted ids."""
