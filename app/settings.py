@@ -53,6 +53,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     codex_bin: str = msgspec.field(default_factory=default_codex_bin)
     codex_home: str = ".codev"
     codex_workdir: str | None = None
+    codex_state_dir: str | None = None
     codex_model: str = "gpt-5.2"
     backend: Literal["auto", "codex", "offline"] = "auto"
     offline_model_url: str | None = None
@@ -75,6 +76,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     enable_responses: bool = True
     ignore_client_system_prompt: bool = True
     max_body_bytes: int = 16 * 1024 * 1024
+    max_json_depth: int = 64
+    max_input_items: int = 4096
+    max_content_parts: int = 16384
+    max_text_bytes: int = 4 * 1024 * 1024
+    max_tools: int = 128
     request_timeout_ms: int = 300000
     stream_idle_timeout_ms: int = 300000
     idle_timeout_ms: int = 300000
@@ -114,6 +120,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             codex_bin=e.get("CODEX_BIN") or default_codex_bin(),
             codex_home=e.get("CODEX_HOME") or (".codex-api" if prod else ".codev"),
             codex_workdir=e.get("PROXY_CODEX_WORKDIR") or None,
+            codex_state_dir=e.get("PROXY_CODEX_STATE_DIR") or None,
             codex_model=e.get("CODEX_MODEL", "gpt-5.2"),
             backend=_choice(e, "PROXY_BACKEND", "auto", ("auto", "codex", "offline")),  # type: ignore[arg-type]
             offline_model_url=e.get("PROXY_OFFLINE_MODEL_URL") or None,
@@ -132,6 +139,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             enable_responses=_bool(e, "PROXY_ENABLE_RESPONSES", True),
             ignore_client_system_prompt=_bool(e, "PROXY_IGNORE_CLIENT_SYSTEM_PROMPT", True),
             max_body_bytes=_int(e, "PROXY_MAX_BODY_BYTES", 16 * 1024 * 1024, lo=1024),
+            max_json_depth=_int(e, "PROXY_MAX_JSON_DEPTH", 64, lo=4, hi=512),
+            max_input_items=_int(e, "PROXY_MAX_INPUT_ITEMS", 4096, lo=1),
+            max_content_parts=_int(e, "PROXY_MAX_CONTENT_PARTS", 16384, lo=1),
+            max_text_bytes=_int(e, "PROXY_MAX_TEXT_BYTES", 4 * 1024 * 1024, lo=1024),
+            max_tools=_int(e, "PROXY_MAX_TOOLS", 128, lo=0),
             request_timeout_ms=_int(e, "PROXY_TIMEOUT_MS", 300000, lo=1),
             stream_idle_timeout_ms=_int(e, "PROXY_STREAM_IDLE_TIMEOUT_MS", 300000, lo=1),
             idle_timeout_ms=_int(e, "PROXY_IDLE_TIMEOUT_MS", 300000, lo=1),
@@ -167,6 +179,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.codex_workdir:
             return Path(self.codex_workdir).expanduser().resolve()
         return Path(tempfile.mkdtemp(prefix="codex-workdir-"))
+
+    def state_dir(self) -> Path:
+        """Root of the workers' private state dirs (wiped per worker life): configured, or a private temp dir."""
+        if self.codex_state_dir:
+            return Path(self.codex_state_dir).expanduser().resolve()
+        return Path(tempfile.mkdtemp(prefix="codex-state-"))
 
 
 def _bool(e: Mapping[str, str], name: str, default: bool) -> bool:

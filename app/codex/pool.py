@@ -16,6 +16,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Protocol
 
 import msgspec
 
@@ -121,6 +122,13 @@ class Worker:
         )
 
 
+class WorkerLife(Protocol):
+    """Per-life resources of a worker (app.codex.launch.WorkerState): made before each spawn, gone after exit."""
+
+    def prepare(self, index: int) -> list[str]: ...
+    def discard(self, index: int) -> None: ...
+
+
 class PoolConfig(msgspec.Struct, frozen=True, kw_only=True):
     argv: list[str]
     env: dict[str, str]
@@ -136,6 +144,7 @@ class PoolConfig(msgspec.Struct, frozen=True, kw_only=True):
     crash_loop_failures: int = 5
     shutdown_grace: float = 3.0
     max_turns: int = 0  # recycle a worker after this many turns (0 = never)
+    life: WorkerLife | None = None  # extra argv per life + a private state dir wiped around it
 
 
 class Lease:
@@ -247,9 +256,16 @@ class WorkerPool:
             worker.last_exit = WorkerExit(at=time.time(), code=None, reason=problem)
             worker.state, worker.reason = "misconfigured", problem
             return None
-        transport = ChildTransport(
-            self.config.argv, env=self.config.env, cwd=self.config.cwd, name=f"worker-{worker.index}"
-        )
+        argv = list(self.config.argv)
+        if self.config.life is not None:
+            try:
+                argv += self.config.life.prepare(worker.index)
+            except OSError as exc:
+                reason = f"cannot prepare the worker's private state directory: {exc}"
+                worker.last_exit = WorkerExit(at=time.time(), code=None, reason=reason)
+                worker.state, worker.reason = "misconfigured", reason
+                return None
+        transport = ChildTransport(argv, env=self.config.env, cwd=self.config.cwd, name=f"worker-{worker.index}")
         worker.transport = transport
         started = time.monotonic()
         try:
@@ -345,6 +361,8 @@ class WorkerPool:
         with contextlib.suppress(Exception):
             if client is not None:
                 await client.aclose()
+        if self.config.life is not None:
+            self.config.life.discard(worker.index)  # the child is reaped: nothing of its requests stays
 
     # ---- dispatch ------------------------------------------------------------------------------------------
 
