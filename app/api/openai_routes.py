@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 
 from app import translate as t
+from app.api import bounds
 from app.api.context import ApiContext
 from app.api.pipeline import (
     ChatFormat,
@@ -43,7 +44,10 @@ async def _generate(
     """The one generation path: auth → decode → plan (validation) → execute in the request's wire format."""
     ctx = _ctx(state)
     ctx.authenticate(request)
-    body = decode_body(await request.body(), body_type)
+    raw = await request.body()
+    bounds.check_raw(raw, ctx.settings)  # issue 13: nesting depth, before the (recursive) decoder runs
+    body = decode_body(raw, body_type)
+    bounds.check_request(body, ctx.settings)  # issue 13: items, content parts, tools, text bytes
     planned = plan_or_error(plan, body, ctx)
     return await execute(ctx, request, planned, wire(planned))
 
