@@ -139,3 +139,24 @@ def test_each_bound_names_its_parameter(body, param, code):
 def test_images_do_not_count_as_text():
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 5000}}
     check_request(chat(messages=[{"role": "user", "content": [image, {"type": "text", "text": "what is it"}]}]), SMALL)
+
+
+@pytest.mark.parametrize(
+    ("raw", "param"),
+    [
+        (json.dumps({"messages": [{"role": "user", "content": "a"}] * 6}).encode(), "messages"),
+        (json.dumps({"input": [{"role": "user", "content": "a"}] * 6}).encode(), "input"),
+        (json.dumps({"prompt": ["a"] * 6}).encode(), "prompt"),
+        (json.dumps({"input": "a", "tools": [{"type": "function"}] * 4}).encode(), "tools"),
+    ],
+    ids=["messages", "input", "prompt", "tools"],
+)
+def test_counts_are_refused_before_the_real_decode(raw, param):
+    with pytest.raises(ApiError) as info:
+        check_raw(raw, SMALL)
+    assert (info.value.status, info.value.param) == (400, param)
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b'{"messages": 5}', b'{"input": 7}', b"[]"])
+def test_malformed_bodies_are_left_to_the_decoder(raw):
+    check_raw(raw, SMALL)  # no bounds error: decode_body answers with its precise 400
