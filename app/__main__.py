@@ -7,16 +7,21 @@ import sys
 from granian import Granian
 from granian.constants import Interfaces
 
+from app.devkey import dev_key_path, ensure_dev_key
 from app.settings import ConfigError, Settings
 
 
 def main() -> None:
     try:
-        settings = Settings.from_env()
+        configured = Settings.from_env()
+        settings = ensure_dev_key(configured)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(f"serving the API on http://{settings.host}:{settings.port}/v1", file=sys.stderr)
+    line = f"serving the API on http://{settings.host}:{settings.port}/v1"
+    if settings.api_key != configured.api_key:  # dev, no key configured: tell the developer the generated one
+        line += f" — dev API key {settings.api_key} (stored in {dev_key_path(settings)})"
+    print(line, file=sys.stderr)
     Granian(
         "app.main:create_app",
         factory=True,

@@ -17,6 +17,7 @@ from typing import Literal
 import msgspec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The old public dev key: refused in prod; dev now generates a private one (app.devkey) when none is set.
 DEV_API_KEY = "codex-local-secret"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -36,6 +37,16 @@ def default_codex_bin() -> str:
     return str(REPO_ROOT / "codex-cli" / "node_modules" / "@openai" / pkg / "vendor" / triple / "bin" / "codex")
 
 
+def repo_cors_origins() -> tuple[str, ...]:
+    """The one allowlist, cors-origins.txt at the repo root (empty where the file is not shipped: deployments set
+    PROXY_CORS_ALLOWED_ORIGINS from it explicitly)."""
+    path = REPO_ROOT / "cors-origins.txt"
+    if not path.is_file():
+        return ()
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     env: Literal["dev", "prod"] = "dev"
     host: str = "127.0.0.1"
@@ -43,11 +54,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     log_json: bool = False
 
-    # Auth and edge trust.
-    api_key: str = DEV_API_KEY
+    # Auth and edge trust. An empty key in dev means: use the generated dev key (app.devkey).
+    api_key: str = ""
     api_keys_file: str | None = None
     trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     protect_models: bool = False
+    allowed_hosts: tuple[str, ...] = ()
 
     # Codex.
     codex_bin: str = msgspec.field(default_factory=default_codex_bin)
@@ -95,7 +107,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # CORS in the app (Traefik and the Worker enforce the same allowlist at the edge).
     enable_cors: bool = True
-    cors_allowed_origins: tuple[str, ...] = ("*",)
+    cors_allowed_origins: tuple[str, ...] = msgspec.field(default_factory=repo_cors_origins)
 
     @property
     def codex_home_path(self) -> Path:
@@ -113,10 +125,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             port=_int(e, "PORT", 11435, lo=1, hi=65535),
             log_level=e.get("PROXY_LOG_LEVEL", "INFO").upper(),
             log_json=_bool(e, "PROXY_LOG_JSON", prod),
-            api_key=e.get("PROXY_API_KEY", "" if prod else DEV_API_KEY),
+            api_key=e.get("PROXY_API_KEY", ""),
             api_keys_file=e.get("PROXY_API_KEYS_FILE") or None,
             trusted_proxies=_list(e, "PROXY_TRUSTED_PROXIES", ("127.0.0.1/32", "::1/128")),
             protect_models=_bool(e, "PROXY_PROTECT_MODELS", False),
+            allowed_hosts=_list(e, "PROXY_ALLOWED_HOSTS", ()),
             codex_bin=e.get("CODEX_BIN") or default_codex_bin(),
             codex_home=e.get("CODEX_HOME") or (".codex-api" if prod else ".codev"),
             codex_workdir=e.get("PROXY_CODEX_WORKDIR") or None,
@@ -154,7 +167,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             enable_metrics=_bool(e, "PROXY_ENABLE_METRICS", True),
             metrics_token=e.get("PROXY_METRICS_TOKEN", ""),
             enable_cors=_bool(e, "PROXY_ENABLE_CORS", True),
-            cors_allowed_origins=_list(e, "PROXY_CORS_ALLOWED_ORIGINS", ("*",)),
+            cors_allowed_origins=_list(e, "PROXY_CORS_ALLOWED_ORIGINS", repo_cors_origins()),
         )
         settings.check()
         return settings

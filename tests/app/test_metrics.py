@@ -34,7 +34,8 @@ def test_metrics_count_requests_turns_and_tokens(api):
     assert after.headers["content-type"].startswith("text/plain")
     text = after.text
     labels = {"route": "/v1/chat/completions", "method": "POST", "status": "2xx"}
-    old = sample(before, "codex_http_requests_total", **labels) if "/v1/chat/completions" in before else 0
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    old = sample(before, "codex_http_requests_total", **labels) if want in before else 0
     assert sample(text, "codex_http_requests_total", **labels) == old + 1
     assert sample(text, "codex_turns_total", outcome="completed") >= 1
     assert sample(text, "codex_tokens_total", kind="input") >= usage["prompt_tokens"]
