@@ -73,6 +73,7 @@ class ModelBackend:
             shutdown_grace=s.worker_shutdown_grace_ms / 1000,
             max_turns=s.worker_max_turns,
             life=self.state,
+            max_rss=s.worker_max_rss_mb * 2**20,
         )
         self.pool = WorkerPool(config, preflight=self._preflight)
         await self.pool.start()

@@ -83,6 +83,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_shutdown_grace_ms: int = 3000
     worker_overload_retries: int = 3
     worker_max_turns: int = 1000
+    worker_max_rss_mb: int = 1024
 
     # Requests.
     enable_responses: bool = True
@@ -149,6 +150,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             worker_shutdown_grace_ms=_int(e, "WORKER_SHUTDOWN_GRACE_MS", 3000, lo=0),
             worker_overload_retries=_int(e, "WORKER_OVERLOAD_RETRIES", 3, lo=0),
             worker_max_turns=_int(e, "WORKER_MAX_TURNS", 1000, lo=0),
+            worker_max_rss_mb=_int(e, "WORKER_MAX_RSS_MB", 1024, lo=0),
             enable_responses=_bool(e, "PROXY_ENABLE_RESPONSES", True),
             ignore_client_system_prompt=_bool(e, "PROXY_IGNORE_CLIENT_SYSTEM_PROMPT", True),
             max_body_bytes=_int(e, "PROXY_MAX_BODY_BYTES", 16 * 1024 * 1024, lo=1024),

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import msgspec
@@ -38,6 +40,18 @@ def backoff_delays(
     while True:
         yield min(maximum, delay) * (1 - jitter + 2 * jitter * rng())
         delay = min(maximum, delay * factor)
+
+
+MEMORY_CHECK_INTERVAL = 0.25  # seconds between reads of a child's /proc/<pid>/statm
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_bytes(pid: int) -> int | None:
+    """Resident set size of `pid` from procfs (a memory-backed read that never blocks), None once it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 # States from which a worker is not expected back soon: only then does a request fail without waiting.
@@ -145,6 +159,7 @@ class PoolConfig(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_grace: float = 3.0
     max_turns: int = 0  # recycle a worker after this many turns (0 = never)
     life: WorkerLife | None = None  # extra argv per life + a private state dir wiped around it
+    max_rss: int = 0  # bytes of resident memory after which a child is killed and replaced (0 = no limit)
 
 
 class Lease:
@@ -300,16 +315,17 @@ class WorkerPool:
             hung = asyncio.create_task(worker.hung.wait())
             recycle = asyncio.create_task(worker.recycle.wait())
             probe = asyncio.create_task(self._probe(client))
+            memory = asyncio.create_task(self._watch_memory(transport, on_hung))
             try:
                 await asyncio.wait({closed, hung, recycle}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (closed, hung, recycle, probe):
+                for task in (closed, hung, recycle, probe, memory):
                     task.cancel()
-                await asyncio.gather(closed, hung, recycle, probe, return_exceptions=True)
+                await asyncio.gather(closed, hung, recycle, probe, memory, return_exceptions=True)
             if worker.recycle.is_set():
                 logger.info("codex worker %d served %d turns: recycling it", worker.index, worker.turns_served)
             if worker.hung.is_set():
-                logger.error("codex worker %d hung (%s): killing it", worker.index, worker.hung_reason)
+                logger.error("codex worker %d must go (%s): killing it", worker.index, worker.hung_reason)
                 transport.kill()
         except Exception as exc:
             logger.error("codex worker %d handshake failed: %s", worker.index, exc)
@@ -341,6 +357,21 @@ class WorkerPool:
                 await client.request(
                     "thread/loaded/list", p.ThreadLoadedListParams(), timeout=self.config.request_timeout
                 )
+
+    async def _watch_memory(self, transport: ChildTransport, kill: Callable[[str], None]) -> None:
+        """Kill a child whose resident memory passes `max_rss` (issue 13): a runaway codex becomes an ordinary
+        worker failure — its callers get a clean error, the supervisor starts a fresh one — long before the
+        unit's MemoryMax= would have the kernel pick a victim, and also where no memory cgroup is enforced."""
+        if not self.config.max_rss or transport.pid is None:
+            return
+        while True:
+            await asyncio.sleep(MEMORY_CHECK_INTERVAL)
+            rss = resident_bytes(transport.pid)
+            if rss is None:
+                return  # the child is gone; the supervisor sees that on its own
+            if rss > self.config.max_rss:
+                kill(f"resident memory {rss // 2**20} MB over WORKER_MAX_RSS_MB={self.config.max_rss // 2**20}")
+                return
 
     async def _handshake(self, client: RpcClient) -> None:
         params = p.InitializeParams(
