@@ -17,9 +17,19 @@ UNITS = REPO / "systemd"
 
 # Exposure ceilings (issue 3): authd and Traefik take the full hardening set; the app keeps what
 # Codex's bubblewrap sandbox needs (user + mount namespaces), so its ceiling is higher.
-THRESHOLDS = {"codex-api.service": 5.0, "codex-authd.service": 2.0, "traefik.service": 2.0}
+THRESHOLDS = {
+    "codex-api.service": 5.0,
+    "codex-authd.service": 2.0,
+    "traefik.service": 2.0,
+    "codex-origin-firewall.service": 2.0,
+}
 # Executables each unit starts; verify fails when ExecStart= points at a missing file.
-EXECUTABLES = ("opt/codex-api/venv/bin/python", "opt/codex-api/venv/bin/codex-authd", "opt/traefik/bin/traefik")
+EXECUTABLES = (
+    "opt/codex-api/venv/bin/python",
+    "opt/codex-api/venv/bin/codex-authd",
+    "opt/traefik/bin/traefik",
+    "usr/sbin/nft",
+)
 
 
 def _analyze() -> str:
