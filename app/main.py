@@ -15,7 +15,9 @@ from litestar import Litestar
 from app.api import health, metrics, openai_routes, usage_routes
 from app.api.context import ApiContext
 from app.api.edge import EdgeMiddleware
+from app.api.hostguard import HostGuard
 from app.codex.turn import TurnSource
+from app.devkey import ensure_dev_key
 from app.errors import EXCEPTION_HANDLERS
 from app.logs import configure_logging
 from app.settings import Settings
@@ -25,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, *, turns: TurnSource | None = None) -> Litestar:
     """`turns` replaces the Codex pool with another source of turn events (the in-process test seam)."""
-    settings = settings or Settings.from_env()
+    settings = ensure_dev_key(settings or Settings.from_env())
     configure_logging(settings)
     ctx = ApiContext(settings, turns)
 
@@ -64,4 +66,6 @@ def create_app(settings: Settings | None = None, *, turns: TurnSource | None = N
         allowed_origins=settings.cors_allowed_origins,
         observe=ctx.metrics.observe_request,
     )
+    # Outermost: a request for a foreign Host (DNS rebinding) is refused before anything else sees it.
+    app.asgi_handler = HostGuard(app.asgi_handler, settings.allowed_hosts)
     return app
