@@ -86,6 +86,20 @@ def _oversized(client: httpx.Client, marker: str) -> httpx.Response:
     return client.post("/v1/chat/completions", json={"model": MODEL, "messages": [*history, last]})
 
 
+LOOKUP = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+
+
+def _tool_call(client: httpx.Client, marker: str) -> httpx.Response:
+    """A call (its arguments carry the marker) and, in a second request, its result and the final answer."""
+    ask = {"role": "user", "content": f'look it up\ncall lookup {{"q": "{marker}-args"}}'}
+    first = client.post("/v1/chat/completions", json={"model": MODEL, "messages": [ask], "tools": [LOOKUP]})
+    first.raise_for_status()
+    call = first.json()["choices"][0]["message"]
+    result = {"role": "tool", "tool_call_id": call["tool_calls"][0]["id"], "content": f"found {marker}-result"}
+    body = {"model": MODEL, "messages": [ask, call, result], "tools": [LOOKUP]}
+    return client.post("/v1/chat/completions", json=body)
+
+
 EXCHANGES: list[Exchange] = [
     Exchange("chat", _chat_non_stream),
     Exchange("chatstream", _chat_stream),
@@ -93,6 +107,7 @@ EXCHANGES: list[Exchange] = [
     Exchange("resp", _responses_non_stream),
     Exchange("completion", _completion),
     Exchange("oversized", _oversized),
+    Exchange("toolcall", _tool_call),
 ]
 
 
