@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *, turns: TurnSource | None = N
             yield
         finally:
             await ctx.backend.stop()
+            await ctx.images.aclose()
 
     routes = [*health.ROUTES, *openai_routes.ROUTES, *usage_routes.ROUTES]
     if settings.enable_responses:

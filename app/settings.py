@@ -17,6 +17,16 @@ from typing import Literal
 import msgspec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+OutputModeName = Literal["openai-json", "obsidian-xml"]
+# The spellings the older implementation accepted (parity.md §4.2), for the env vars and `x-proxy-output-mode`.
+OUTPUT_MODE_SPELLINGS: dict[str, OutputModeName] = {
+    "openai-json": "openai-json",
+    "openai_json": "openai-json",
+    "openai": "openai-json",
+    "obsidian-xml": "obsidian-xml",
+    "obsidian_xml": "obsidian-xml",
+    "obsidian": "obsidian-xml",
+}
 DEV_API_KEY = "codex-local-secret"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -82,6 +92,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sse_max_concurrency: int = 64
     usage_grace_ms: int = 250
 
+    # Client compatibility (docs/chat.md): output modes, stop-after-tools, reasoning, remote images.
+    output_mode: OutputModeName = "openai-json"
+    responses_output_mode: OutputModeName = "openai-json"
+    stop_after_tools: bool = False
+    stop_after_tools_mode: Literal["burst", "first"] = "burst"
+    stop_after_tools_grace_ms: int = 300
+    suppress_tail_after_tools: bool = False
+    tool_block_max: int = 0
+    expose_reasoning: bool = True
+    fetch_image_urls: bool = True
+    image_max_bytes: int = 5 * 1024 * 1024
+    image_fetch_timeout_ms: int = 10000
+    image_fetch_concurrency: int = 4
+    image_fetch_test_allowlist: tuple[str, ...] = ()  # "ip:port" pairs exempt from the address guard (tests only)
+
     # Operations.
     usage_log: str | None = None
     enable_metrics: bool = True
@@ -138,6 +163,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             sse_keepalive_ms=_int(e, "PROXY_SSE_KEEPALIVE_MS", 15000, lo=0),
             sse_max_concurrency=_int(e, "PROXY_SSE_MAX_CONCURRENCY", 64, lo=0),
             usage_grace_ms=_int(e, "PROXY_USAGE_GRACE_MS", 250, lo=0),
+            output_mode=_output_mode(e, "PROXY_OUTPUT_MODE"),
+            responses_output_mode=_output_mode(e, "PROXY_RESPONSES_OUTPUT_MODE"),
+            stop_after_tools=_bool(e, "PROXY_STOP_AFTER_TOOLS", False),
+            stop_after_tools_mode=_choice(e, "PROXY_STOP_AFTER_TOOLS_MODE", "burst", ("burst", "first")),  # type: ignore[arg-type]
+            stop_after_tools_grace_ms=_int(e, "PROXY_STOP_AFTER_TOOLS_GRACE_MS", 300, lo=0),
+            suppress_tail_after_tools=_bool(e, "PROXY_SUPPRESS_TAIL_AFTER_TOOLS", False),
+            tool_block_max=_int(e, "PROXY_TOOL_BLOCK_MAX", 0, lo=0),
+            expose_reasoning=_bool(e, "PROXY_EXPOSE_REASONING", True),
+            fetch_image_urls=_bool(e, "PROXY_FETCH_IMAGE_URLS", True),
+            image_max_bytes=_int(e, "PROXY_IMAGE_MAX_BYTES", 5 * 1024 * 1024, lo=1),
+            image_fetch_timeout_ms=_int(e, "PROXY_IMAGE_FETCH_TIMEOUT_MS", 10000, lo=1),
+            image_fetch_concurrency=_int(e, "PROXY_IMAGE_FETCH_CONCURRENCY", 4, lo=1, hi=64),
+            image_fetch_test_allowlist=_list(e, "PROXY_IMAGE_FETCH_TEST_ALLOWLIST", ()),
             usage_log=e.get("PROXY_USAGE_LOG") or None,
             enable_metrics=_bool(e, "PROXY_ENABLE_METRICS", True),
             metrics_token=e.get("PROXY_METRICS_TOKEN", ""),
@@ -156,6 +194,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         if self.env == "prod" and self.api_key == DEV_API_KEY:
             raise ConfigError("PROXY_ENV=prod refuses the built-in dev PROXY_API_KEY; set a real secret")
+        if self.env == "prod" and self.image_fetch_test_allowlist:
+            raise ConfigError(
+                "PROXY_IMAGE_FETCH_TEST_ALLOWLIST opens the image fetcher to private addresses and is for tests only; "
+                "PROXY_ENV=prod refuses it"
+            )
+        for entry in self.image_fetch_test_allowlist:
+            host, sep, port = entry.rpartition(":")
+            if not sep or not port.isdigit() or not host:
+                raise ConfigError(
+                    f"PROXY_IMAGE_FETCH_TEST_ALLOWLIST entry {entry!r} must be ip:port (e.g. 127.0.0.1:8080)"
+                )
 
     @property
     def usage_log_path(self) -> Path:
@@ -199,6 +248,16 @@ def _choice(e: Mapping[str, str], name: str, default: str, choices: tuple[str, .
     if value not in choices:
         raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
     return value
+
+
+def _output_mode(e: Mapping[str, str], name: str) -> OutputModeName:
+    raw = e.get(name, "").strip().lower()
+    if not raw:
+        return "openai-json"
+    mode = OUTPUT_MODE_SPELLINGS.get(raw)
+    if mode is None:
+        raise ConfigError(f"{name}={raw!r} must be openai-json or obsidian-xml")
+    return mode
 
 
 def _list(e: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:

@@ -12,6 +12,7 @@ from app.api.metrics_store import Metrics
 from app.backend import ModelBackend
 from app.codex.turn import TurnSource
 from app.errors import ApiError, unauthorized
+from app.image_fetch import GuardedBackend, ImageFetcher, parse_allowlist
 from app.model_ids import ResolvedModel
 from app.settings import Settings
 from app.usage import UsageLog
@@ -50,6 +51,12 @@ class ApiContext:
         self.streams = StreamGuard(settings.sse_max_concurrency)
         self.metrics = Metrics()
         self.usage = UsageLog(settings.usage_log_path)
+        self.images = ImageFetcher(
+            max_bytes=settings.image_max_bytes,
+            timeout_s=settings.image_fetch_timeout_ms / 1000,
+            concurrency=settings.image_fetch_concurrency,
+            backend=GuardedBackend(parse_allowlist(settings.image_fetch_test_allowlist)),
+        )
 
     def authenticate(self, request: Request) -> str:
         """Defence in depth behind authd: the same key set, compared in constant time. Returns the key name."""
