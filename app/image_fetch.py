@@ -193,7 +193,7 @@ class ImageFetcher:
                 raise ImageRefused(f"fetching it took longer than {self.timeout_s:g} s") from None
             except httpcore.UnsupportedProtocol:
                 raise ImageRefused("only http and https image URLs are fetched") from None
-            except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError) as exc:
+            except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.ProxyError, OSError) as exc:
                 raise ImageRefused(f"the image server could not be reached ({type(exc).__name__})") from None
 
     async def fetch_all(self, urls: Sequence[str]) -> dict[str, str]:

@@ -7,6 +7,7 @@ configuration table, with the same default as here.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import platform
 import tempfile
@@ -201,9 +202,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         for entry in self.image_fetch_test_allowlist:
             host, sep, port = entry.rpartition(":")
+            try:
+                ipaddress.ip_address(host.strip("[]"))
+            except ValueError:
+                host = ""
             if not sep or not port.isdigit() or not host:
                 raise ConfigError(
-                    f"PROXY_IMAGE_FETCH_TEST_ALLOWLIST entry {entry!r} must be ip:port (e.g. 127.0.0.1:8080)"
+                    f"PROXY_IMAGE_FETCH_TEST_ALLOWLIST entry {entry!r} must be ip:port (127.0.0.1:8080, [::1]:8080)"
                 )
 
     @property

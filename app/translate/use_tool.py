@@ -14,10 +14,11 @@ is a string; it decodes no XML entities. The older `<args>{json}</args>` form (o
 object) is read too. Copilot then runs the tools and sends the results back as the next *user* message, one
 `Tool '<name>' result: <output>` paragraph per call, in call order, joined by a blank line.
 
-Rendering (`render_block`): strings verbatim, other JSON values as compact JSON. A string that contains `</`
-could close its element or the block early, so only such a value is XML-escaped (`&lt;` `&gt;` `&amp;`);
-parsing undoes exactly that (a value without raw `<` that contains `&lt;/`). Arguments that are not a JSON object,
-or whose keys are not XML names, are rendered as one `<args>` element holding the JSON text.
+Rendering (`render_block`): strings verbatim, other JSON values as compact JSON. A value that contains `</` or
+`<use_tool` could close its element or the block early, or look like a second block, so only such a value is
+XML-escaped (`&lt;` `&gt;` `&amp;`); parsing undoes exactly that (a value without a raw `<` that contains `&lt;/`
+or `&lt;use_tool`). Arguments that are not a JSON object, or whose keys are not XML names, are rendered as one
+`<args>` element holding the JSON text.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def _text(value: object) -> str:
 
 
 def _escape_if_needed(text: str) -> str:
-    if "</" not in text:
+    if "</" not in text and "<use_tool" not in text:
         return text
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -117,7 +118,8 @@ def _arguments(body: str, kinds: dict[str, str]) -> str:
 
 def _value(raw: str, kind: str | None) -> object:
     text = raw.strip()
-    escaped = "<" not in text and "&lt;/" in text  # render_block escaped it: its tags are text, not structure
+    # render_block escaped it (its tags are text, not structure): no raw `<`, and the escaped form of what it escapes
+    escaped = "<" not in text and ("&lt;/" in text or "&lt;use_tool" in text)
     if escaped:
         text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
     if not text:
