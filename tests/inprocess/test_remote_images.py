@@ -118,11 +118,11 @@ async def test_a_remote_image_is_inlined_as_a_data_url_with_its_detail(rig: Rig)
 
 async def test_responses_images_are_fetched_too(rig: Rig) -> None:
     rig.s.turns.script(text("red"))
-    part = {"type": "input_image", "image_url": rig.server.url("/red.png?r"), "detail": "low"}
+    part = {"type": "input_image", "image_url": rig.server.url("/red.png?r"), "detail": "original"}
     items = [{"role": "user", "content": [{"type": "input_text", "text": "what?"}, part]}]
     r = await rig.s.http.post("/v1/responses", json={"model": "codev-5", "input": items})
     assert r.status_code == 200, r.text
-    assert rig.s.turns.last.input_images == (ImageRef(RED_DATA_URL, "low"),)
+    assert rig.s.turns.last.input_images == (ImageRef(RED_DATA_URL, "original"),)
 
 
 async def test_images_in_tool_results_and_repeated_urls_are_fetched_once(rig: Rig) -> None:

@@ -35,8 +35,13 @@ def responses(items: list[dict[str, Any]]) -> TurnPlan:
 
 @pytest.mark.parametrize(
     ("image_url", "detail"),
-    [({"url": PNG}, None), ({"url": PNG, "detail": "low"}, "low"), (PNG, None)],
-    ids=["object", "detail", "string"],
+    [
+        ({"url": PNG}, None),
+        ({"url": PNG, "detail": "high"}, "high"),
+        ({"url": PNG, "detail": "low"}, None),
+        (PNG, None),
+    ],
+    ids=["object", "detail", "low-is-codex-default", "string"],
 )
 def test_chat_image_parts_become_turn_images(image_url, detail):
     plan = chat(

@@ -20,7 +20,10 @@ TEXT_PARTS = ("text", "input_text", "output_text")
 IMAGE_PARTS = ("image_url", "input_image")
 MEDIA_PARTS = ("input_file", "input_audio", "file")
 DATA_IMAGE = re.compile(r"data:image/[A-Za-z0-9.+-]+;base64,[A-Za-z0-9+/=\s]+\Z")
-IMAGE_DETAILS = ("auto", "low", "high", "original")  # what codex takes (ImageDetail in its schema)
+IMAGE_DETAILS = ("auto", "low", "high", "original")
+# codex 0.169.0 takes auto / high / original and *drops* an image sent with `low` (it puts "image content omitted
+# because detail 'low' is not supported" in its place), so `low` goes to codex as its default (auto) instead.
+CODEX_DETAIL: dict[str, str | None] = {"auto": "auto", "low": None, "high": "high", "original": "original"}
 MAX_IMAGE_URL = 8192
 
 ResolverFn = Callable[[str], ResolvedModel | None]
@@ -90,8 +93,8 @@ def message_content(
 
     Images are accepted in user messages and tool results only: `data:image/...;base64,` URLs, and — with `fetch`
     (PROXY_FETCH_IMAGE_URLS) — http(s) URLs, which app.api.images fetches and inlines before the turn opens
-    (app-server itself takes data URLs only). `detail` is passed through. Audio and files are refused by name,
-    unknown part types with the parameter path."""
+    (app-server itself takes data URLs only). `detail` is passed through (`low` as auto, see CODEX_DETAIL).
+    Audio and files are refused by name, unknown part types with the parameter path."""
     if content is None:
         return MessageContent(text="")
     if isinstance(content, str):
@@ -136,6 +139,7 @@ def _image(part: Part, where: str, fetch: bool) -> ImageRef:
         raise RequestInvalid(
             f"image detail must be one of {', '.join(IMAGE_DETAILS)}; received {detail!r}", detail_param
         )
+    detail = CODEX_DETAIL[detail] if detail is not None else None
     if isinstance(url, str) and DATA_IMAGE.match(url):
         return ImageRef(url, detail)
     if isinstance(url, str) and len(url) > MAX_IMAGE_URL:
