@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import socket
 from collections.abc import AsyncIterator, Iterable, Iterator
 
 import httpcore
@@ -78,8 +79,18 @@ class Rig:
         return await self.s.http.post("/v1/chat/completions", json=body)
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+CLOSED = closed_port()
+
+
 async def rig_for(tmp_path, server: ImageServer, **settings: object) -> AsyncIterator[Rig]:
-    allow = (f"127.0.0.1:{server.port}",)
+    allow = (f"127.0.0.1:{server.port}", f"127.0.0.1:{CLOSED}")  # the second: allowed, but nobody listens
     async with seam(tmp_path, image_fetch_test_allowlist=allow, **settings) as s:
         recorder = Recorder()
         ctx = s.app.state.api
@@ -215,6 +226,10 @@ async def test_more_than_three_redirects_are_refused(rig: Rig) -> None:
 async def test_oversized_non_image_and_failed_answers_are_400s(tmp_path, images: ImageServer, path, reason) -> None:
     async for rig in rig_for(tmp_path, images, image_max_bytes=1024):
         refused(await rig.chat(images.url(path)), reason)
+
+
+async def test_an_unreachable_image_is_a_400(rig: Rig) -> None:
+    refused(await rig.chat(f"http://127.0.0.1:{CLOSED}/x.png"), "could not be reached")
 
 
 async def test_a_slow_image_times_out_as_a_400(tmp_path, images: ImageServer) -> None:

@@ -142,3 +142,14 @@ async def test_when_calls_go_out(tmp_path, settings, expected) -> None:
         elif d.get("tool_calls") and "id" in d["tool_calls"][0]:
             order.append(d["tool_calls"][0]["id"])
     assert order == expected
+
+
+async def test_responses_follow_the_same_policy(tmp_path) -> None:
+    flat = [{"type": "function", "name": n} for n in "abcd"]
+    async with seam(tmp_path, stop_after_tools_mode="first") as s:
+        s.turns.script(burst(*BURST), burst(*BURST))
+        body = await s.sdk.responses.create(model="codev-5", input="go", tools=flat)  # type: ignore[arg-type]
+        assert [(i.type, getattr(i, "call_id", None)) for i in body.output] == [("function_call", "call_a")]
+        async with s.sdk.responses.stream(model="codev-5", input="go", tools=flat) as stream:  # type: ignore[arg-type]
+            final = await stream.get_final_response()
+        assert [getattr(i, "call_id", None) for i in final.output] == ["call_a"]
