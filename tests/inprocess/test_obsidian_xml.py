@@ -236,3 +236,32 @@ async def test_early_calls_are_blocks_too(tmp_path) -> None:
         blocks = [d["content"] for d in deltas(r.text) if d.get("content")]
         assert len(blocks) == 2 and all(ONE_BLOCK.fullmatch(b) for b in blocks)
         assert r.headers["x-codex-stop-after-tools-mode"] == "burst"
+
+
+async def test_blocks_echoed_next_to_structured_calls_are_not_replayed_twice(s: Seam) -> None:
+    s.turns.script(calls(ROME), text("ok"), calls(ROME), text("ok"))
+    first = (await chat(s, stream=False)).json()["choices"][0]["message"]  # content: blocks, plus tool_calls
+    messages = [*USER, first, {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]
+    assert (await chat(s, stream=False, messages=messages)).status_code == 200
+    assert s.turns.last.history == (
+        HistoryMessage("user", "weather?"),
+        HistoryToolCall("c1", "get_weather", ROME.arguments),
+        HistoryToolResult("c1", "sunny"),
+    )
+    out = (
+        await s.http.post(
+            "/v1/responses", json={"model": MODEL, "input": "weather?", "tools": [FLAT_WEATHER]}, headers=XML
+        )
+    ).json()
+    items = [
+        {"role": "user", "content": "weather?"},
+        *out["output"],  # function_call, then the message holding its block
+        {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+    ]
+    r = await s.http.post("/v1/responses", json={"model": MODEL, "input": items, "tools": [FLAT_WEATHER]}, headers=XML)
+    assert r.status_code == 200, r.text
+    assert s.turns.last.history == (
+        HistoryMessage("user", "weather?"),
+        HistoryToolCall("c1", "get_weather", ROME.arguments),
+        HistoryToolResult("c1", "sunny"),
+    )

@@ -54,7 +54,8 @@ def _transcript(
                 if results is not None and xml.fold(transcript, i, content.text, results, f"messages[{i + 1}].content"):
                     folded = i + 1
                     continue
-            transcript.assistant(content.text)
+            echoed = xml is not None and bool(msg.tool_calls or msg.function_call)
+            transcript.assistant(xml.without_blocks(content.text) if xml is not None and echoed else content.text)
             for j, call in enumerate(msg.tool_calls or []):
                 at = f"{where}.tool_calls[{j}]"
                 params = CallParam(item=at, id=f"{at}.id", arguments=f"{at}.function.arguments")

@@ -66,6 +66,8 @@ def _transcript(
                 transcript.user(content.text, content.images, content.remote)
             elif xml is not None and _folds(xml, transcript, items, i, content.text):
                 folded = i + 1
+            elif xml is not None and i > 0 and items[i - 1].type == "function_call":
+                transcript.assistant(xml.without_blocks(content.text))  # our own output echoed: calls, then blocks
             else:
                 transcript.assistant(content.text)
         else:

@@ -8,7 +8,9 @@ their `function_call_output`s (with the assistant's other text kept as a message
 
 Only a complete pair is converted: every block names a tool the request declares, and the next user message is
 exactly the results of those calls in order. Anything else stays the text it is (never a 400: a conversation
-from an older client or another mode must still work).
+from an older client or another mode must still work). A client that keeps the structured calls as well (chat
+`tool_calls` next to the blocks, or Responses `function_call` items before the block message, as this server
+sends them) has the blocks dropped from the text, so the model does not see each call twice.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ class XmlHistory:
             for fn in members:
                 self.namespaces[fn.name] = namespace
                 self.kinds[fn.name] = _property_types(fn.input_schema)
+
+    def without_blocks(self, text: str) -> str:
+        """The text with its `<use_tool>` blocks removed (they repeat structured calls that are in the history)."""
+        parsed = parse(text, self.kinds)
+        return parsed.prose if parsed is not None else text
 
     def fold(self, transcript: Transcript, index: int, assistant: str, results: str, results_param: str) -> bool:
         """Add assistant message `index` (with blocks) and the results message after it; False if not a pair."""
