@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from litestar.testing import TestClient
 
 from app.codex.turn import HistoryMessage, HistoryToolCall, HistoryToolResult, ReasoningDelta, ToolCall
+from app.main import create_app
 from app.translate.use_tool import parse
-from tests.seam import Seam, burst, calls, seam, text
+from tests.seam import KEY, ScriptedTurns, Seam, burst, calls, seam, text
+from tests.seam import settings as seam_settings
 
 WEATHER = {
     "type": "function",
@@ -265,3 +272,47 @@ async def test_blocks_echoed_next_to_structured_calls_are_not_replayed_twice(s: 
         HistoryToolCall("c1", "get_weather", ROME.arguments),
         HistoryToolResult("c1", "sunny"),
     )
+
+
+FRAGMENTS = st.sampled_from(
+    [
+        "<use_tool>",
+        "</use_tool>",
+        "<name>",
+        "</name>",
+        "get_weather",
+        "writeToFile",
+        "<city>",
+        "</city>",
+        "Rome",
+        "<args>",
+        "</args>",
+        '{"a": 1}',
+        "<item>",
+        "</item>",
+        "&lt;/",
+        "\n",
+        " ",
+        "Tool 'get_weather' result: ",
+        "x",
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def xml_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    app = create_app(seam_settings(Path(tmp_path_factory.mktemp("xmlfuzz"))), turns=ScriptedTurns())
+    with TestClient(app=app, base_url="http://127.0.0.1") as client:
+        client.headers.update({**XML, "Authorization": f"Bearer {KEY}"})
+        yield client
+
+
+@settings(max_examples=200, deadline=None)
+@given(assistant=st.lists(FRAGMENTS, max_size=14).map("".join), results=st.lists(FRAGMENTS, max_size=6).map("".join))
+def test_any_use_tool_history_is_a_200_or_a_named_400(xml_client: TestClient, assistant: str, results: str) -> None:
+    """Whatever Copilot-like text arrives in obsidian-xml mode, the answer is a success or a 400 naming a field."""
+    body = {"model": MODEL, "messages": copilot_turns(assistant, results or "?"), "tools": [WEATHER, NOTE]}
+    r = xml_client.post("/v1/chat/completions", json=body)
+    assert r.status_code in (200, 400), r.text
+    if r.status_code == 400:
+        assert r.json()["error"]["param"]
