@@ -27,6 +27,7 @@ import base64
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import anyio
@@ -161,11 +162,13 @@ class ImageFetcher:
         timeout_s: float,
         concurrency: int,
         backend: httpcore.AsyncNetworkBackend | None = None,
+        ssl_context: ssl.SSLContext | None = None,  # None: certifi's roots, host names verified (tests pass theirs)
     ) -> None:
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
         self._slots = asyncio.Semaphore(concurrency)
         self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
             network_backend=backend or GuardedBackend(),
             max_connections=concurrency,
             max_keepalive_connections=0,

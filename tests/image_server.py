@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import socket
+import ssl
 import struct
 import threading
 import zlib
@@ -40,7 +41,9 @@ BIG = 1 << 30
 
 
 class ImageServer:
-    def __init__(self) -> None:
+    """`tls=(cert, key)` serves https instead (for the certificate checks)."""
+
+    def __init__(self, tls: tuple[str, str] | None = None) -> None:
         self.hits: Counter[str] = Counter()
         self.stopping = threading.Event()
         server = self
@@ -62,6 +65,10 @@ class ImageServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="image-server", daemon=True)
 
     @property

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Iterable, Iterator
 
 import httpcore
@@ -19,7 +21,7 @@ import pytest
 from httpcore._backends.anyio import AnyIOBackend
 
 from app.codex.turn import HistoryToolResult, ImageRef
-from app.image_fetch import GuardedBackend, ImageFetcher, forbidden, parse_allowlist, system_resolver
+from app.image_fetch import GuardedBackend, ImageFetcher, ImageRefused, forbidden, parse_allowlist, system_resolver
 from tests.image_server import RED_DATA_URL, ImageServer, Tripwire
 from tests.seam import Seam, seam, text
 
@@ -284,6 +286,57 @@ async def test_fetching_can_be_switched_off(tmp_path, images: ImageServer) -> No
         r = await rig.chat(images.url("/red.png"))
         assert r.status_code == 400 and "PROXY_FETCH_IMAGE_URLS=false" in r.json()["error"]["message"]
         assert rig.recorder.connects == []
+
+
+# ---- TLS: the connection goes to the resolved address, the certificate is checked against the name -----------
+
+
+@pytest.fixture(scope="module")
+def tls_images(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ImageServer, str]]:
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = str(d / "cert.pem"), str(d / "key.pem")
+    argv = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=images.test"]
+    argv += ["-addext", "subjectAltName=DNS:images.test", "-keyout", key, "-out", cert]
+    subprocess.run(argv, check=True, capture_output=True)
+    server = ImageServer(tls=(cert, key)).start()
+    yield server, cert
+    server.stop()
+
+
+async def tls_fetch(
+    server: ImageServer, context: ssl.SSLContext | None, host: str = "images.test"
+) -> tuple[str, Recorder]:
+    recorder = Recorder()
+
+    async def names(name: str, port: int) -> list[str]:
+        return ["127.0.0.1"] if name == "images.test" else await resolver(name, port)
+
+    allow = parse_allowlist([f"127.0.0.1:{server.port}"])
+    backend = GuardedBackend(allow, resolver=names, inner=recorder)
+    fetcher = ImageFetcher(max_bytes=1 << 20, timeout_s=10, concurrency=1, backend=backend, ssl_context=context)
+    try:
+        return await fetcher.fetch(f"https://{host}:{server.port}/red.png"), recorder
+    finally:
+        await fetcher.aclose()
+
+
+async def test_https_connects_to_the_resolved_address_and_verifies_the_name(tls_images) -> None:
+    server, cert = tls_images
+    data_url, recorder = await tls_fetch(server, ssl.create_default_context(cafile=cert))
+    assert data_url == RED_DATA_URL
+    assert recorder.connects == [("127.0.0.1", server.port)]  # TCP to the address the guard checked
+
+
+async def test_https_with_a_certificate_for_another_name_is_refused(tls_images) -> None:
+    server, cert = tls_images
+    with pytest.raises(ImageRefused, match="could not be reached"):
+        await tls_fetch(server, ssl.create_default_context(cafile=cert), host="127.0.0.1")
+
+
+async def test_https_with_an_untrusted_certificate_is_refused(tls_images) -> None:
+    server, _ = tls_images
+    with pytest.raises(ImageRefused, match="could not be reached"):
+        await tls_fetch(server, None)  # the default roots do not know the test certificate
 
 
 # ---- the pieces --------------------------------------------------------------------------------------------------
