@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, turns: TurnSource | None = N
         finally:
             await ctx.backend.stop()
             await asyncio.to_thread(ctx.usage.close)  # write the queued usage records
+            await ctx.images.aclose()
 
     routes = [*health.ROUTES, *openai_routes.ROUTES, *usage_routes.ROUTES]
     if settings.enable_responses:

@@ -7,6 +7,7 @@ configuration table, with the same default as here.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import platform
 import tempfile
@@ -20,6 +21,16 @@ from app import model_ids
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The old public dev key: refused in prod; dev now generates a private one (app.devkey) when none is set.
+OutputModeName = Literal["openai-json", "obsidian-xml"]
+# The spellings the older implementation accepted (parity.md §4.2), for the env vars and `x-proxy-output-mode`.
+OUTPUT_MODE_SPELLINGS: dict[str, OutputModeName] = {
+    "openai-json": "openai-json",
+    "openai_json": "openai-json",
+    "openai": "openai-json",
+    "obsidian-xml": "obsidian-xml",
+    "obsidian_xml": "obsidian-xml",
+    "obsidian": "obsidian-xml",
+}
 DEV_API_KEY = "codex-local-secret"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -110,6 +121,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     key_max_concurrent: int = 0  # 0: the pool's capacity with one key, a fair share of it with several
     key_tokens_per_day: int = 0
 
+    # Client compatibility (docs/chat.md): output modes, stop-after-tools, reasoning, remote images.
+    output_mode: OutputModeName = "openai-json"
+    responses_output_mode: OutputModeName = "openai-json"
+    stop_after_tools: bool = False
+    stop_after_tools_mode: Literal["burst", "first"] = "burst"
+    stop_after_tools_grace_ms: int = 300
+    suppress_tail_after_tools: bool = False
+    tool_block_max: int = 0
+    expose_reasoning: bool = True
+    fetch_image_urls: bool = True
+    image_max_bytes: int = 5 * 1024 * 1024
+    image_fetch_timeout_ms: int = 10000
+    image_fetch_concurrency: int = 4
+    image_fetch_test_allowlist: tuple[str, ...] = ()  # "ip:port" pairs exempt from the address guard (tests only)
+
     # Operations.
     usage_log: str | None = None
     usage_log_max_bytes: int = 64 * 1024 * 1024
@@ -180,6 +206,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             key_requests_per_minute=_int(e, "PROXY_KEY_REQUESTS_PER_MINUTE", 600, lo=0),
             key_max_concurrent=_int(e, "PROXY_KEY_MAX_CONCURRENT", 0, lo=0),
             key_tokens_per_day=_int(e, "PROXY_KEY_TOKENS_PER_DAY", 0, lo=0),
+            output_mode=_output_mode(e, "PROXY_OUTPUT_MODE"),
+            responses_output_mode=_output_mode(e, "PROXY_RESPONSES_OUTPUT_MODE"),
+            stop_after_tools=_bool(e, "PROXY_STOP_AFTER_TOOLS", False),
+            stop_after_tools_mode=_choice(e, "PROXY_STOP_AFTER_TOOLS_MODE", "burst", ("burst", "first")),  # type: ignore[arg-type]
+            stop_after_tools_grace_ms=_int(e, "PROXY_STOP_AFTER_TOOLS_GRACE_MS", 300, lo=0),
+            suppress_tail_after_tools=_bool(e, "PROXY_SUPPRESS_TAIL_AFTER_TOOLS", False),
+            tool_block_max=_int(e, "PROXY_TOOL_BLOCK_MAX", 0, lo=0),
+            expose_reasoning=_bool(e, "PROXY_EXPOSE_REASONING", True),
+            fetch_image_urls=_bool(e, "PROXY_FETCH_IMAGE_URLS", True),
+            image_max_bytes=_int(e, "PROXY_IMAGE_MAX_BYTES", 5 * 1024 * 1024, lo=1),
+            image_fetch_timeout_ms=_int(e, "PROXY_IMAGE_FETCH_TIMEOUT_MS", 10000, lo=1),
+            image_fetch_concurrency=_int(e, "PROXY_IMAGE_FETCH_CONCURRENCY", 4, lo=1, hi=64),
+            image_fetch_test_allowlist=_list(e, "PROXY_IMAGE_FETCH_TEST_ALLOWLIST", ()),
             usage_log=e.get("PROXY_USAGE_LOG") or None,
             usage_log_max_bytes=_int(e, "PROXY_USAGE_LOG_MAX_BYTES", 64 * 1024 * 1024, lo=4096),
             usage_log_max_files=_int(e, "PROXY_USAGE_LOG_MAX_FILES", 8, lo=1, hi=1000),
@@ -207,6 +246,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise ConfigError(
                     f"PROXY_MODEL_ALIASES: {alias}={target}: {target!r} is not a model id this API accepts "
                     "(use an advertised id such as codex-5 or codex-5-high)"
+                )
+
+        if self.env == "prod" and self.image_fetch_test_allowlist:
+            raise ConfigError(
+                "PROXY_IMAGE_FETCH_TEST_ALLOWLIST opens the image fetcher to private addresses and is for tests only; "
+                "PROXY_ENV=prod refuses it"
+            )
+        for entry in self.image_fetch_test_allowlist:
+            host, sep, port = entry.rpartition(":")
+            try:
+                ipaddress.ip_address(host.strip("[]"))
+            except ValueError:
+                host = ""
+            if not sep or not port.isdigit() or not host:
+                raise ConfigError(
+                    f"PROXY_IMAGE_FETCH_TEST_ALLOWLIST entry {entry!r} must be ip:port (127.0.0.1:8080, [::1]:8080)"
                 )
 
     @property
@@ -285,6 +340,16 @@ def _aliases(e: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
         seen.add(alias.lower())
         pairs.append((alias.lower(), target))
     return tuple(pairs)
+
+
+def _output_mode(e: Mapping[str, str], name: str) -> OutputModeName:
+    raw = e.get(name, "").strip().lower()
+    if not raw:
+        return "openai-json"
+    mode = OUTPUT_MODE_SPELLINGS.get(raw)
+    if mode is None:
+        raise ConfigError(f"{name}={raw!r} must be openai-json or obsidian-xml")
+    return mode
 
 
 def _list(e: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import msgspec
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from openai import AsyncOpenAI
 
@@ -23,6 +24,7 @@ from app.codex.turn import (
     ReasoningDelta,
     TextDelta,
     ToolCall,
+    ToolCallReady,
     ToolCallsRequested,
     TurnEvent,
     TurnFinished,
@@ -54,6 +56,17 @@ def calls(*calls: ToolCall, before: Sequence[str] = (), usage: Usage = USAGE) ->
     return [
         *(TextDelta(d) for d in before),
         ToolCallsRequested(tuple(calls)),
+        TurnFinished(status="completed", usage=usage, reason="tool_calls"),
+    ]
+
+
+def burst(*timed: tuple[ToolCall, float], before: Sequence[str] = (), usage: Usage = USAGE) -> list[Step]:
+    """Calls as the real session reports them: each as the model completes it (at the given monotonic time),
+    then the whole batch when the model response ends."""
+    return [
+        *(TextDelta(d) for d in before),
+        *(ToolCallReady(call, at) for call, at in timed),
+        ToolCallsRequested(tuple(call for call, _ in timed)),
         TurnFinished(status="completed", usage=usage, reason="tool_calls"),
     ]
 
@@ -114,6 +127,7 @@ class Seam(msgspec.Struct):
     turns: ScriptedTurns
     http: AsyncTestClient
     sdk: AsyncOpenAI
+    app: Litestar
 
 
 @asynccontextmanager
@@ -123,7 +137,7 @@ async def seam(tmp: Path, **overrides: object) -> AsyncIterator[Seam]:
     async with AsyncTestClient(app=app, base_url="http://127.0.0.1") as client:
         client.headers["Authorization"] = f"Bearer {KEY}"
         sdk = AsyncOpenAI(base_url="http://127.0.0.1/v1", api_key=KEY, http_client=client, max_retries=0)
-        yield Seam(turns=turns, http=client, sdk=sdk)
+        yield Seam(turns=turns, http=client, sdk=sdk, app=app)
 
 
 def history_texts(req: TurnRequest) -> list[tuple[str, str]]:

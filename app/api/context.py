@@ -15,6 +15,7 @@ from app.api.metrics_store import Metrics
 from app.backend import ModelBackend
 from app.codex.turn import TurnSource
 from app.errors import ApiError, unauthorized
+from app.image_fetch import GuardedBackend, ImageFetcher, parse_allowlist
 from app.model_ids import ResolvedModel
 from app.settings import Settings
 from app.usage import UsageLog
@@ -62,6 +63,12 @@ class ApiContext:
         )
         self.aliases = dict(settings.model_aliases)
         self.limiter = KeyLimiter(settings, self.keys, self.usage, self.backend.quota)
+        self.images = ImageFetcher(
+            max_bytes=settings.image_max_bytes,
+            timeout_s=settings.image_fetch_timeout_ms / 1000,
+            concurrency=settings.image_fetch_concurrency,
+            backend=GuardedBackend(parse_allowlist(settings.image_fetch_test_allowlist)),
+        )
 
     def may_read_all_usage(self, name: str) -> bool:
         """`usage:all` in the keys file (or the single-key setup): may read every key's usage records."""

@@ -25,6 +25,8 @@ from app.codex.turn import (
     OpenTurn,
     ReasoningDelta,
     TextDelta,
+    ToolCall,
+    ToolCallReady,
     ToolCallsRequested,
     TurnEvent,
     TurnFailed,
@@ -35,7 +37,8 @@ from app.errors import ApiError, error_response, from_codex, not_ready, timeout_
 from app.openai.errors import ErrorDetail
 from app.translate.outbound import contract
 from app.translate.outbound.accumulator import MessageOut, OutputAccumulator
-from app.translate.outbound.sse import Encoder
+from app.translate.outbound.sse import Encoder, EncoderFactory
+from app.translate.outbound.tool_stream import ToolStream
 from app.translate.plan import RequestInvalid, TurnPlan
 from app.usage import UsageRecord
 
@@ -45,8 +48,6 @@ ENCODER = msgspec.json.Encoder()
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no"}
 KEEPALIVE = b": keepalive\n\n"
 _PATH = re.compile(r"at `\$(.*)`")
-
-EncoderFactory = Callable[[TurnPlan, OutputAccumulator], Encoder]
 
 
 # ---- decoding -------------------------------------------------------------------------------------------
@@ -101,7 +102,9 @@ def _failure(plan: TurnPlan, acc: OutputAccumulator, finished: TurnFinished) -> 
 class Relay:
     """Feeds each turn event into the accumulator and, when streaming, returns the encoder's frames for it.
 
-    With `tool_choice` required, text is held back until a tool call shows it belongs to a valid answer."""
+    With `tool_choice` required, text is held back until a tool call shows it belongs to a valid answer. Which
+    calls go out, and when, is the stop-after-tools policy's (app.translate.outbound.tool_stream); reasoning is
+    left out when the server or the request (`reasoning.summary: none`) hides it."""
 
     def __init__(self, plan: TurnPlan, encoder: Encoder, *, stream: bool) -> None:
         self.plan = plan
@@ -109,26 +112,38 @@ class Relay:
         self.acc = encoder.acc
         self.stream = stream
         self.hold = plan.contract.holds_text
+        self.tools = ToolStream(plan.tool_stream)
         self.failure: ApiError | None = None
 
     def on(self, event: TurnEvent) -> list[bytes]:
         acc, enc = self.acc, self.enc
         if isinstance(event, TextDelta):
+            if self.tools.drops_text():
+                return []
             item, opened = acc.text(event.text)
             return enc.text(item, event.text, opened) if self.stream and not self.hold else []
         if isinstance(event, ReasoningDelta):
+            if not self.plan.expose_reasoning:
+                return []
             item, opened = acc.reasoning(event.text)
             return enc.reasoning(item, event.text, opened) if self.stream else []
+        if isinstance(event, ToolCallReady):
+            return self._calls([event.call]) if self.tools.ready(event.call, event.at) else []
         if isinstance(event, ToolCallsRequested):
-            held = self._release_held()
-            items = acc.tool_calls(event.calls)
-            return [*held, *enc.tool_calls(items)] if self.stream else []
+            return self._calls(self.tools.batch(event.calls))
         self.failure = _failure(self.plan, acc, event)
         if not self.stream:
             return []
         if self.failure is not None:
             return enc.failure(_detail(self.failure))
         return [*self._release_held(), *enc.closing(event)]
+
+    def _calls(self, calls: list[ToolCall]) -> list[bytes]:
+        if not calls:
+            return []
+        held = self._release_held()
+        items = self.acc.tool_calls(tuple(calls))
+        return [*held, *self.enc.tool_calls(items)] if self.stream else []
 
     def _release_held(self) -> list[bytes]:
         if not (self.hold and self.stream):
@@ -251,7 +266,15 @@ async def execute(
     body = _stream(
         ctx, recorder, turn, relay, keepalive=keepalive, idle=s.stream_idle_timeout_ms / 1000, deadline=deadline
     )
-    return Stream(body, media_type="text/event-stream", headers=SSE_HEADERS)
+    return Stream(body, media_type="text/event-stream", headers={**SSE_HEADERS, **mode_headers(plan)})
+
+
+def mode_headers(plan: TurnPlan) -> dict[str, str]:
+    """The output mode in effect (and the stop-after-tools mode when enforced), echoed on every answer."""
+    headers = {"x-proxy-output-mode": plan.output_mode}
+    if plan.tool_stream.enforced:
+        headers["x-codex-stop-after-tools-mode"] = plan.tool_stream.mode
+    return headers
 
 
 def _mapped(exc: BaseException) -> BaseException:
@@ -297,7 +320,8 @@ async def _collect(
     recorder.finish(_outcome(relay, finished), finished.usage)
     if relay.failure is not None:
         return error_response(relay.failure)
-    return Response(ENCODER.encode(relay.enc.body(finished)), media_type="application/json", status_code=200)
+    body = ENCODER.encode(relay.enc.body(finished))
+    return Response(body, media_type="application/json", status_code=200, headers=mode_headers(relay.plan))
 
 
 async def _stream(

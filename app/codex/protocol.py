@@ -147,6 +147,7 @@ class ContentPart(Struct, omit_defaults=True):
     type: Literal["input_text", "output_text", "input_image"]
     text: str | None = None
     image_url: str | None = None
+    detail: str | None = None  # input_image only: auto / low / high / original, as the client sent it
 
 
 class MessageItem(Struct, tag="message", tag_field="type"):
@@ -189,10 +190,11 @@ class TextInput(Struct):
 
 
 class ImageInput(Struct):
-    """`UserInput` image variant: a data URL (app-server rejects remote http(s) URLs)."""
+    """`UserInput` image variant: a data URL (app-server rejects remote http(s) URLs; the server inlines them)."""
 
     url: str
     type: Literal["image"] = "image"
+    detail: str | UnsetType = UNSET
 
 
 class TurnStartParams(_Camel):

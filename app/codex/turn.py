@@ -3,8 +3,9 @@
 A `TurnRequest` (built by app.translate) says what the client asked for in Codex terms: the input, the history
 as typed items (messages, tool calls, tool results — injected 1:1 with `thread/inject_items`), the client's
 tools and an optional output schema. `TurnSession` opens it and yields typed events as codex streams them:
-`TextDelta`, `ReasoningDelta`, `ToolCallsRequested` (the model called client tools: every call of that model
-response, together) and one `TurnFinished` carrying the finish reason, the exact usage and the failure, if any.
+`TextDelta`, `ReasoningDelta`, `ToolCallReady` (one client-tool call, as soon as the model completed it),
+`ToolCallsRequested` (the model called client tools: every call of that model response, together, at its end)
+and one `TurnFinished` carrying the finish reason, the exact usage and the failure, if any.
 
 Ownership: `TurnTasks.open()` gives each turn one owner task that holds the session's `async with`. The HTTP
 side reads events and calls `release()` when its response is done; the owner then interrupts an unfinished turn
@@ -37,10 +38,18 @@ USAGE_BACKSTOP = 1.5
 # ---- what the client asked for --------------------------------------------------------------------------------
 
 
+class ImageRef(msgspec.Struct, frozen=True):
+    """An image the client sent: a data URL by the time the turn opens (remote http(s) URLs are fetched and
+    inlined first, app.api.images), and its `detail` (auto / low / high / original) passed through to codex."""
+
+    url: str
+    detail: str | None = None
+
+
 class HistoryMessage(msgspec.Struct, frozen=True, tag="message"):
     role: Literal["user", "assistant", "developer"]
     text: str
-    images: tuple[str, ...] = ()  # data URLs (user messages only)
+    images: tuple[ImageRef, ...] = ()  # user messages only
 
 
 class HistoryToolCall(msgspec.Struct, frozen=True, tag="function_call"):
@@ -57,7 +66,7 @@ class HistoryToolResult(msgspec.Struct, frozen=True, tag="function_call_output")
 
     call_id: str
     text: str
-    images: tuple[str, ...] = ()
+    images: tuple[ImageRef, ...] = ()
 
 
 HistoryItem = HistoryMessage | HistoryToolCall | HistoryToolResult
@@ -70,7 +79,7 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     goes on from them (turn/start with no new user input)."""
 
     input_text: str = ""
-    input_images: tuple[str, ...] = ()
+    input_images: tuple[ImageRef, ...] = ()
     history: tuple[HistoryItem, ...] = ()
     model: str | None = None
     effort: str | None = None
@@ -128,6 +137,17 @@ class ToolCall(msgspec.Struct, frozen=True):
     namespace: str | None = None
 
 
+class ToolCallReady(msgspec.Struct, frozen=True):
+    """The model finished writing one client-tool call (its raw item completed), before its response ended.
+
+    `at` is when the session saw it (monotonic seconds): the stop-after-tools policy groups calls into bursts by
+    these times. A `ToolCallsRequested` with every call of the response still follows; a relay that does not
+    stream calls early ignores this event."""
+
+    call: ToolCall
+    at: float
+
+
 class ToolCallsRequested(msgspec.Struct, frozen=True):
     """The model called client tools: all calls of one model response, in order. The response ends here."""
 
@@ -144,7 +164,7 @@ class TurnFinished(msgspec.Struct, frozen=True):
     reason: FinishReason = "stop"
 
 
-TurnEvent = TextDelta | ReasoningDelta | ToolCallsRequested | TurnFinished
+TurnEvent = TextDelta | ReasoningDelta | ToolCallReady | ToolCallsRequested | TurnFinished
 
 
 class TurnFailed(Exception):
@@ -231,7 +251,7 @@ def history_item(item: HistoryItem) -> p.HistoryItem:
     if isinstance(item, HistoryMessage):
         kind: Literal["input_text", "output_text"] = "output_text" if item.role == "assistant" else "input_text"
         parts = [p.ContentPart(type=kind, text=item.text)] if item.text or not item.images else []
-        parts += [p.ContentPart(type="input_image", image_url=url) for url in item.images]
+        parts += [_image_part(image) for image in item.images]
         return p.MessageItem(role=item.role, content=parts)
     if isinstance(item, HistoryToolCall):
         namespace = _codex_namespace(item.name, item.namespace)
@@ -244,8 +264,12 @@ def history_item(item: HistoryItem) -> p.HistoryItem:
     if not item.images:
         return p.FunctionCallOutputItem(call_id=item.call_id, output=item.text)
     parts = [p.ContentPart(type="input_text", text=item.text)] if item.text else []
-    parts += [p.ContentPart(type="input_image", image_url=url) for url in item.images]
+    parts += [_image_part(image) for image in item.images]
     return p.FunctionCallOutputItem(call_id=item.call_id, output=parts)
+
+
+def _image_part(image: ImageRef) -> p.ContentPart:
+    return p.ContentPart(type="input_image", image_url=image.url, detail=image.detail)
 
 
 async def _open(pool: WorkerPool, req: TurnRequest, retries: int) -> tuple[Lease, str, str]:
@@ -270,7 +294,9 @@ async def _open(pool: WorkerPool, req: TurnRequest, retries: int) -> tuple[Lease
                     timeout=lease.request_timeout,
                 )
             inputs: list[p.TextInput | p.ImageInput] = [p.TextInput(text=req.input_text)] if req.input_text else []
-            inputs += [p.ImageInput(url=u) for u in req.input_images]
+            inputs += [
+                p.ImageInput(url=i.url, detail=i.detail if i.detail else msgspec.UNSET) for i in req.input_images
+            ]
             turn = await client.request(
                 "turn/start",
                 p.TurnStartParams(
@@ -335,15 +361,18 @@ class _ToolBatch:
         self.usage: Usage | None = None  # summed over the turn's model responses
         self.held: list[ServerRequest] = []
 
-    def on_item(self, item: p.RawItem) -> None:
+    def on_item(self, item: p.RawItem) -> ToolCall | None:
+        """The client-tool call this raw item completes, if it is one (and is kept)."""
         if item.type != "function_call" or item.name is None or item.call_id is None or item.call_id in self.past:
-            return
+            return None
         namespace = None if item.namespace == p.CLIENT_NAMESPACE else item.namespace
         if (namespace, item.name) not in self.declared:
-            return  # a codex built-in (request_user_input): codex answers it itself
+            return None  # a codex built-in (request_user_input): codex answers it itself
         if self.calls and not self.parallel:
-            return  # `parallel_tool_calls: false`: the client asked for at most one call per response
-        self.calls.append(ToolCall(item.call_id, item.name, item.arguments or "{}", namespace))
+            return None  # `parallel_tool_calls: false`: the client asked for at most one call per response
+        call = ToolCall(item.call_id, item.name, item.arguments or "{}", namespace)
+        self.calls.append(call)
+        return call
 
     def on_response(self, usage: p.TokenBreakdown | None) -> bool:
         """A model response completed; True when it called client tools (the batch is complete)."""
@@ -455,13 +484,14 @@ class TurnSession:
         return TurnFinished(status=final, usage=self.usage, error=self.error)  # type: ignore[arg-type]
 
     def _on_tool_event(self, event: object) -> TurnEvent | None:
-        """Tool-call bookkeeping; returns the batch once its model response completed, else None."""
+        """Tool-call bookkeeping: each call as the model completes it, then the batch once its response completed."""
         tools = self._tools
         assert tools is not None
         if isinstance(event, ServerRequest):
             tools.held.append(event)  # answered never: the client runs the tool; the interrupt abandons the call
         elif isinstance(event, p.RawResponseItemCompleted):
-            tools.on_item(event.item)
+            if (call := tools.on_item(event.item)) is not None:
+                return ToolCallReady(call, time.monotonic())
         elif isinstance(event, p.RawResponseCompleted):
             if tools.on_response(event.usage):
                 self._pending_finish = TurnFinished(status="completed", usage=tools.usage, reason="tool_calls")

@@ -22,6 +22,31 @@ class RequestInvalid(Exception):
 
 
 ToolChoiceMode = Literal["auto", "none", "required", "function"]
+OutputMode = Literal["openai-json", "obsidian-xml"]
+
+
+class RemoteImage(msgspec.Struct, frozen=True):
+    """An http(s) image URL in the request, with the parameter it came from (named when fetching it fails)."""
+
+    url: str
+    param: str
+
+
+class ToolStreamPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    """Stop-after-tools: the older implementation's controls (PROXY_STOP_AFTER_TOOLS*, PROXY_TOOL_BLOCK_MAX,
+    PROXY_SUPPRESS_TAIL_AFTER_TOOLS), applied to the structured calls Codex reports
+    (app.translate.outbound.tool_stream)."""
+
+    stop_after_tools: bool = False
+    mode: Literal["burst", "first"] = "burst"
+    grace_ms: int = 300
+    max_calls: int = 0  # 0 = no cap
+    suppress_tail: bool = False
+
+    @property
+    def enforced(self) -> bool:
+        """As before: on with PROXY_STOP_AFTER_TOOLS, a block cap, or mode `first`."""
+        return self.stop_after_tools or self.max_calls > 0 or self.mode == "first"
 
 
 class OutputContract(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,3 +85,8 @@ class TurnPlan(msgspec.Struct, frozen=True, kw_only=True):
     tool_choice_echo: str | ToolChoiceEcho = "none"
     parallel_tool_calls: bool = True
     text_format_echo: TextFormatEcho = msgspec.field(default_factory=TextFormatEcho)
+    # Client compatibility (docs/chat.md).
+    output_mode: OutputMode = "openai-json"
+    tool_stream: ToolStreamPolicy = msgspec.field(default_factory=ToolStreamPolicy)
+    expose_reasoning: bool = True
+    remote_images: tuple[RemoteImage, ...] = ()  # fetched and inlined before the turn opens (app.api.images)

@@ -171,10 +171,10 @@ async def test_json_object_mode_tells_the_model_and_checks_the_answer(s: Seam) -
     assert s.turns.last.output_schema is None
 
 
-async def test_a_usage_record_is_written_for_a_tool_call_turn(s: Seam, tmp_path) -> None:
+async def test_a_usage_record_is_written_for_a_tool_call_turn(s: Seam) -> None:
     s.turns.script(calls(ToolCall("c1", "get_time", "{}")))
     await s.sdk.chat.completions.create(model=MODEL, messages=USER, tools=[TIME])  # type: ignore[list-item]
-    (record,) = [json.loads(line) for line in (tmp_path / "usage.ndjson").read_text().splitlines()]
+    (record,) = (await s.http.get("/v1/usage/raw")).json()["data"]
     assert (record["outcome"], record["total_tokens"]) == ("completed", USAGE.total_tokens)
 
 

@@ -67,3 +67,46 @@ def test_lists_and_booleans_parse():
     )
     assert s.cors_allowed_origins == ("app://obsidian.md", "http://localhost")
     assert s.protect_models is True
+
+
+def test_client_compatibility_defaults():
+    s = Settings.from_env({})
+    assert (s.output_mode, s.responses_output_mode) == ("openai-json", "openai-json")
+    assert (s.stop_after_tools, s.stop_after_tools_mode, s.stop_after_tools_grace_ms) == (False, "burst", 300)
+    assert (s.suppress_tail_after_tools, s.tool_block_max, s.expose_reasoning) == (False, 0, True)
+    assert (s.fetch_image_urls, s.image_max_bytes, s.image_fetch_test_allowlist) == (True, 5 * 1024 * 1024, ())
+
+
+@pytest.mark.parametrize(
+    ("raw", "mode"), [("obsidian", "obsidian-xml"), ("OBSIDIAN_XML", "obsidian-xml"), ("openai", "openai-json")]
+)
+def test_output_modes_take_the_older_spellings(raw, mode):
+    s = Settings.from_env({"PROXY_OUTPUT_MODE": raw, "PROXY_RESPONSES_OUTPUT_MODE": raw})
+    assert (s.output_mode, s.responses_output_mode) == (mode, mode)
+
+
+@pytest.mark.parametrize(
+    ("env", "var"),
+    [
+        ({"PROXY_OUTPUT_MODE": "xml"}, "PROXY_OUTPUT_MODE"),
+        ({"PROXY_STOP_AFTER_TOOLS_MODE": "all"}, "PROXY_STOP_AFTER_TOOLS_MODE"),
+        ({"PROXY_TOOL_BLOCK_MAX": "-1"}, "PROXY_TOOL_BLOCK_MAX"),
+        ({"PROXY_IMAGE_FETCH_TEST_ALLOWLIST": "localhost"}, "PROXY_IMAGE_FETCH_TEST_ALLOWLIST"),
+        ({"PROXY_IMAGE_FETCH_TEST_ALLOWLIST": "example.com:80"}, "PROXY_IMAGE_FETCH_TEST_ALLOWLIST"),
+    ],
+)
+def test_bad_compatibility_values_name_the_variable(env, var):
+    with pytest.raises(ConfigError, match=var):
+        Settings.from_env(env)
+
+
+def test_the_test_only_image_allowlist_is_refused_in_prod():
+    env = {"PROXY_ENV": "prod", "PROXY_API_KEY": "k" * 40, "PROXY_IMAGE_FETCH_TEST_ALLOWLIST": "127.0.0.1:8080"}
+    with pytest.raises(ConfigError, match="tests only"):
+        Settings.from_env(env)
+    assert Settings.from_env(
+        {"PROXY_IMAGE_FETCH_TEST_ALLOWLIST": "127.0.0.1:8080, [::1]:9"}
+    ).image_fetch_test_allowlist == (
+        "127.0.0.1:8080",
+        "[::1]:9",
+    )

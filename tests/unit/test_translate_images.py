@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from app.codex.turn import ImageRef
 from app.model_ids import ResolvedModel
 from app.openai import chat as c
 from app.openai import responses as r
@@ -33,9 +34,16 @@ def responses(items: list[dict[str, Any]]) -> TurnPlan:
 
 
 @pytest.mark.parametrize(
-    "image_url", [{"url": PNG}, {"url": PNG, "detail": "low"}, PNG], ids=["object", "detail", "string"]
+    ("image_url", "detail"),
+    [
+        ({"url": PNG}, None),
+        ({"url": PNG, "detail": "high"}, "high"),
+        ({"url": PNG, "detail": "low"}, None),
+        (PNG, None),
+    ],
+    ids=["object", "detail", "low-is-codex-default", "string"],
 )
-def test_chat_image_parts_become_turn_images(image_url):
+def test_chat_image_parts_become_turn_images(image_url, detail):
     plan = chat(
         [
             {
@@ -44,7 +52,7 @@ def test_chat_image_parts_become_turn_images(image_url):
             }
         ]
     )
-    assert (plan.turn.input_text, plan.turn.input_images) == ("what?", (PNG,))
+    assert (plan.turn.input_text, plan.turn.input_images) == ("what?", (ImageRef(PNG, detail),))
 
 
 def test_images_in_earlier_user_turns_stay_in_history():
@@ -55,7 +63,7 @@ def test_images_in_earlier_user_turns_stay_in_history():
             {"role": "user", "content": "and now?"},
         ]
     )
-    assert plan.turn.history[0].images == (PNG,)
+    assert plan.turn.history[0].images == (ImageRef(PNG),)
     assert plan.turn.input_images == ()
 
 
@@ -63,7 +71,7 @@ def test_responses_input_image_parts_become_turn_images():
     plan = responses(
         [{"role": "user", "content": [{"type": "input_text", "text": "hi"}, {"type": "input_image", "image_url": PNG}]}]
     )
-    assert plan.turn.input_images == (PNG,)
+    assert plan.turn.input_images == (ImageRef(PNG),)
 
 
 @pytest.mark.parametrize(

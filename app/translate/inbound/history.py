@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import msgspec
 
-from app.codex.turn import HistoryItem, HistoryMessage, HistoryToolCall, HistoryToolResult
-from app.translate.plan import RequestInvalid
+from app.codex.turn import HistoryItem, HistoryMessage, HistoryToolCall, HistoryToolResult, ImageRef
+from app.translate.plan import RemoteImage, RequestInvalid
 
 
 class _OpenCall(msgspec.Struct):
@@ -35,7 +35,7 @@ class TurnInput(msgspec.Struct, frozen=True, kw_only=True):
     """The transcript split the way Codex takes it."""
 
     text: str
-    images: tuple[str, ...]
+    images: tuple[ImageRef, ...]
     history: tuple[HistoryItem, ...]
     developer_instructions: str | None
 
@@ -46,6 +46,7 @@ class Transcript:
         self.input_param = input_param
         self.instructions: list[str] = []
         self.items: list[HistoryItem] = []
+        self.remote_images: list[RemoteImage] = []  # http(s) images anywhere in the conversation, to fetch
         self._calls: dict[str, _OpenCall] = {}
 
     # -- entries, in the client's order --
@@ -58,7 +59,8 @@ class Transcript:
         else:
             self.items.append(HistoryMessage("developer", text))
 
-    def user(self, text: str, images: tuple[str, ...]) -> None:
+    def user(self, text: str, images: tuple[ImageRef, ...], remote: tuple[RemoteImage, ...] = ()) -> None:
+        self.remote_images += remote
         self.items.append(HistoryMessage("user", text, images))
 
     def assistant(self, text: str) -> None:
@@ -80,7 +82,14 @@ class Transcript:
         self._calls[call_id] = _OpenCall(param=param.item, name=name)
         self.items.append(HistoryToolCall(call_id, name, arguments or "{}", namespace))
 
-    def result(self, call_id: str | None, text: str, images: tuple[str, ...], id_param: str) -> None:
+    def result(
+        self,
+        call_id: str | None,
+        text: str,
+        images: tuple[ImageRef, ...],
+        id_param: str,
+        remote: tuple[RemoteImage, ...] = (),
+    ) -> None:
         if not call_id:
             raise RequestInvalid("a tool result needs the id of the call it answers", id_param)
         call = self._calls.get(call_id)
@@ -91,6 +100,7 @@ class Transcript:
         if call.answered:
             raise RequestInvalid(f"tool call {call_id!r} already has a result", id_param)
         call.answered = True
+        self.remote_images += remote
         self.items.append(HistoryToolResult(call_id, text, images))
 
     def call_id_for(self, name: str) -> str | None:

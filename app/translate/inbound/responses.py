@@ -10,6 +10,7 @@ from app.translate.inbound.checks import (
     check_positive,
     check_summary,
     message_content,
+    plain_text,
     require_model,
     resolve_model,
 )
@@ -17,19 +18,30 @@ from app.translate.inbound.history import CallParam, Transcript
 from app.translate.inbound.structured import responses_format
 from app.translate.inbound.tools import responses_tools, tool_choice
 from app.translate.inbound.turn import build_turn, offered
-from app.translate.plan import RequestInvalid, TurnPlan
+from app.translate.inbound.xml_history import XmlHistory
+from app.translate.plan import OutputMode, RequestInvalid, TurnPlan
 
 RESPONSE_ROLES = ("user", "assistant", "system", "developer")
 
 
-def _transcript(items: str | list[r.InputItem], ignore_system: bool, instructions: str | None) -> Transcript:
+def _transcript(
+    items: str | list[r.InputItem],
+    ignore_system: bool,
+    instructions: str | None,
+    *,
+    fetch: bool = False,
+    xml: XmlHistory | None = None,
+) -> Transcript:
     transcript = Transcript(ignore_system=ignore_system, input_param="input")
     if instructions:
         transcript.system(instructions)
     if isinstance(items, str):
         transcript.user(items, ())
         return transcript
+    folded = -1
     for i, item in enumerate(items):
+        if i == folded:
+            continue
         where = f"input[{i}]"
         if item.type == "reasoning":
             # The model's own earlier reasoning, echoed back by stateless clients (Codex CLI). It is not replayed:
@@ -39,19 +51,23 @@ def _transcript(items: str | list[r.InputItem], ignore_system: bool, instruction
             params = CallParam(item=where, id=f"{where}.call_id", arguments=f"{where}.arguments")
             transcript.call(item.call_id, item.name or "", item.arguments or "", item.namespace, params)
         elif item.type == "function_call_output":
-            output = message_content(item.output, f"{where}.output", images=True)
-            transcript.result(item.call_id, output.text, output.images, f"{where}.call_id")
+            output = message_content(item.output, f"{where}.output", images=True, fetch=fetch)
+            transcript.result(item.call_id, output.text, output.images, f"{where}.call_id", output.remote)
         elif item.type == "message":
             if item.role not in RESPONSE_ROLES:
                 raise RequestInvalid(
                     f"unsupported role {item.role!r}; supported roles are: {', '.join(RESPONSE_ROLES)}",
                     f"{where}.role",
                 )
-            content = message_content(item.content, f"{where}.content", images=item.role == "user")
+            content = message_content(item.content, f"{where}.content", images=item.role == "user", fetch=fetch)
             if item.role in ("system", "developer"):
                 transcript.system(content.text)
             elif item.role == "user":
-                transcript.user(content.text, content.images)
+                transcript.user(content.text, content.images, content.remote)
+            elif xml is not None and _folds(xml, transcript, items, i, content.text):
+                folded = i + 1
+            elif xml is not None and i > 0 and items[i - 1].type == "function_call":
+                transcript.assistant(xml.without_blocks(content.text))  # our own output echoed: calls, then blocks
             else:
                 transcript.assistant(content.text)
         else:
@@ -59,7 +75,23 @@ def _transcript(items: str | list[r.InputItem], ignore_system: bool, instruction
     return transcript
 
 
-def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_client_system_prompt: bool) -> TurnPlan:
+def _folds(xml: XmlHistory, transcript: Transcript, items: list[r.InputItem], i: int, text: str) -> bool:
+    """An assistant message with `<use_tool>` blocks followed by Copilot's textual results (obsidian-xml)."""
+    if i + 1 >= len(items):
+        return False
+    nxt = items[i + 1]
+    results = plain_text(nxt.content) if nxt.type == "message" and nxt.role == "user" else None
+    return results is not None and xml.fold(transcript, i, text, results, f"input[{i + 1}].content")
+
+
+def plan_responses(
+    req: r.ResponsesRequest,
+    resolver: ResolverFn,
+    *,
+    ignore_client_system_prompt: bool,
+    output_mode: OutputMode = "openai-json",
+    fetch_images: bool = False,
+) -> TurnPlan:
     if req.messages:
         raise RequestInvalid("messages is not supported for /v1/responses; send the conversation as input", "messages")
     check_n(req.n)
@@ -83,8 +115,10 @@ def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_clie
     check_positive(req.max_output_tokens, "max_output_tokens")
     parallel = req.parallel_tool_calls is not False
     shown = offered(tools, choice)
+    xml = XmlHistory(tools) if output_mode == "obsidian-xml" else None
+    transcript = _transcript(req.input, ignore_client_system_prompt, req.instructions, fetch=fetch_images, xml=xml)
     turn, contract = build_turn(
-        _transcript(req.input, ignore_client_system_prompt, req.instructions),
+        transcript,
         resolved,
         effort=effort,
         summary=summary,
@@ -108,4 +142,6 @@ def plan_responses(req: r.ResponsesRequest, resolver: ResolverFn, *, ignore_clie
         tool_choice_echo=choice.echo,
         parallel_tool_calls=parallel and bool(shown.dynamic),  # echoed as in effect: false when nothing is offered
         text_format_echo=structured.echo,
+        output_mode=output_mode,
+        remote_images=tuple(transcript.remote_images),
     )

@@ -3,6 +3,7 @@
 **`ToolCallsRequested` → `tool_calls`**: each call streams as a first fragment carrying `index`, `id`, `type`
 and `function.name` (empty arguments), then its argument text as fragments (never cumulative);
 `finish_reason: "tool_calls"`. Non-stream: `message.tool_calls`, `content` null when the model wrote no text.
+Reasoning summaries: `delta.reasoning_content` in the stream, `message.reasoning_content` in the body.
 """
 
 from __future__ import annotations
@@ -101,9 +102,11 @@ class ChatEncoder:
     def body(self, finished: TurnFinished) -> c.ChatCompletion:
         calls = self.acc.calls
         text = self.acc.text_value
+        reasoning = self.acc.reasoning_value
         message = c.AssistantMessage(
             content=None if calls and not text else text,
             tool_calls=tool_calls(calls) if calls else msgspec.UNSET,
+            reasoning_content=reasoning if reasoning else msgspec.UNSET,
         )
         ids = self.ids
         return c.ChatCompletion(

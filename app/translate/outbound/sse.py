@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import msgspec
@@ -9,6 +10,7 @@ import msgspec
 from app.codex.turn import TurnFinished
 from app.openai.errors import ErrorDetail
 from app.translate.outbound.accumulator import MessageOut, OutputAccumulator, ReasoningOut, ToolCallOut
+from app.translate.plan import TurnPlan
 
 ENCODER = msgspec.json.Encoder()
 DONE = b"data: [DONE]\n\n"
@@ -36,3 +38,6 @@ class Encoder(Protocol):
     def closing(self, finished: TurnFinished) -> list[bytes]: ...
     def failure(self, error: ErrorDetail) -> list[bytes]: ...
     def body(self, finished: TurnFinished) -> msgspec.Struct: ...
+
+
+EncoderFactory = Callable[[TurnPlan, OutputAccumulator], Encoder]
