@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from litestar import Litestar
 
+from app import tracing
 from app.api import health, metrics, openai_routes, usage_routes
 from app.api.context import ApiContext
 from app.api.edge import EdgeMiddleware
@@ -26,15 +27,22 @@ def create_app(settings: Settings | None = None, *, turns: TurnSource | None = N
     """`turns` replaces the Codex pool with another source of turn events (the in-process test seam)."""
     settings = settings or Settings.from_env()
     configure_logging(settings)
+    for warning in settings.startup_warnings:  # the older implementation's variables (app.legacy_env), once each
+        logger.warning("configuration: %s", warning)
     ctx = ApiContext(settings, turns)
+    traces = tracing.setup(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if traces is not None:
+            traces.start()
         await ctx.backend.start()
         try:
             yield
         finally:
             await ctx.backend.stop()
+            if traces is not None:
+                traces.shutdown()
 
     routes = [*health.ROUTES, *openai_routes.ROUTES, *usage_routes.ROUTES]
     if settings.enable_responses:
@@ -58,4 +66,6 @@ def create_app(settings: Settings | None = None, *, turns: TurnSource | None = N
         allowed_origins=settings.cors_allowed_origins,
         observe=ctx.metrics.observe_request,
     )
+    if traces is not None:
+        app.asgi_handler = tracing.TracingMiddleware(app.asgi_handler, traces)
     return app

@@ -8,6 +8,7 @@ from pathlib import Path
 from litestar import Request
 
 from app import model_ids
+from app.api.maintenance import Maintenance
 from app.api.metrics_store import Metrics
 from app.backend import ModelBackend
 from app.codex.turn import TurnSource
@@ -50,6 +51,9 @@ class ApiContext:
         self.streams = StreamGuard(settings.sse_max_concurrency)
         self.metrics = Metrics()
         self.usage = UsageLog(settings.usage_log_path)
+        self.maintenance = Maintenance(
+            settings.maintenance_mode, settings.maintenance_path, settings.maintenance_retry_after_s
+        )
 
     def authenticate(self, request: Request) -> str:
         """Defence in depth behind authd: the same key set, compared in constant time. Returns the key name."""

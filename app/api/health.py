@@ -12,6 +12,7 @@ from app.backend import BackendHealth
 class Health(msgspec.Struct):
     ok: bool
     backend: BackendHealth
+    maintenance: bool = False
 
 
 class PublicHealth(msgspec.Struct):
@@ -27,6 +28,7 @@ class Ready(msgspec.Struct):
     reason: str | None
     backend_mode: str
     ready_workers: int
+    maintenance: bool = False
 
 
 @get("/healthz", sync_to_thread=False)
@@ -37,18 +39,21 @@ def healthz(request: Request, state: State) -> Health | PublicHealth:
     if request.headers.get("x-forwarded-for") is not None:
         ready = sum(1 for w in health.workers if w.ready)
         return PublicHealth(ok=health.ready, backend_mode=health.backend_mode, ready_workers=ready)
-    return Health(ok=health.ready, backend=health)
+    return Health(ok=health.ready, backend=health, maintenance=state.api.maintenance.on)
 
 
 @get("/readyz", sync_to_thread=False)
 def readyz(state: State) -> Response[Ready]:
     backend = state.api.backend
-    ready = backend.ready
+    maintenance = state.api.maintenance.on  # 503 so Traefik drains the host; requests in flight finish
+    ready = backend.ready and not maintenance
+    reason = state.api.maintenance.reason() if maintenance else backend.not_ready_reason()
     body = Ready(
         ready=ready,
-        reason=None if ready else backend.not_ready_reason(),
+        reason=None if ready else reason,
         backend_mode=backend.mode,
         ready_workers=backend.pool.ready_count if backend.pool else 0,
+        maintenance=maintenance,
     )
     return Response(body, status_code=200 if ready else 503)
 

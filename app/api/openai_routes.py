@@ -41,6 +41,7 @@ async def _generate(
     """The one generation path: auth → decode → plan (validation) → execute in the request's wire format."""
     ctx = _ctx(state)
     ctx.authenticate(request)
+    ctx.maintenance.check()
     body = decode_body(await request.body(), body_type)
     planned = plan_or_error(plan, body, ctx)
     return await execute(ctx, request, planned, encoder)
@@ -51,7 +52,7 @@ def _plan_chat(body: ChatCompletionRequest, ctx: ApiContext) -> TurnPlan:
         body,
         ctx.resolve_model,
         ignore_client_system_prompt=ctx.settings.ignore_client_system_prompt,
-        default_stream=False,
+        default_stream=ctx.settings.default_stream,
     )
 
 
@@ -70,7 +71,9 @@ async def chat_completions(request: Request, state: State) -> Response[bytes] | 
 
 @head("/v1/chat/completions", status_code=200)
 async def chat_completions_head(request: Request, state: State) -> Response[None]:
-    _ctx(state).authenticate(request)
+    ctx = _ctx(state)
+    ctx.authenticate(request)
+    ctx.maintenance.check()
     return Response(None, media_type=JSON)
 
 
@@ -88,6 +91,7 @@ async def responses(request: Request, state: State) -> Response[bytes] | Stream:
 async def responses_head(request: Request, state: State) -> Response[None]:
     ctx = _ctx(state)
     ctx.authenticate(request)
+    ctx.maintenance.check()
     if not ctx.backend.ready:
         raise not_ready(ctx.backend.not_ready_reason())
     return Response(None, media_type=JSON)
