@@ -151,7 +151,7 @@ TABLE: tuple[Legacy, ...] = (
     _x("PROXY_TEST_ENDPOINTS", "there are no /__test endpoints in this app"),
     _x("PROXY_TEST_ALLOW_REMOTE", "there are no /__test endpoints in this app"),
     _h("PROXY_USAGE_ALLOW_UNAUTH", "open /v1/usage without the bearer; dev only (refused in prod)"),
-    _r("TOKEN_LOG_PATH", "PROXY_USAGE_LOG", "the usage NDJSON file (records in this app's format, README /v1/usage)"),
+    _r("TOKEN_LOG_PATH", "PROXY_USAGE_LOG", "the usage NDJSON file; records in this app's format, README /v1/usage"),
     _x("PROXY_CAPTURE_CHAT_TRANSCRIPTS", _TRANSCRIPT),
     _x("PROXY_CAPTURE_RESPONSES_TRANSCRIPTS", _TRANSCRIPT),
     _x("PROXY_CAPTURE_CHAT_RAW_TRANSCRIPTS", _TRANSCRIPT),
@@ -284,10 +284,12 @@ def review(environ: Mapping[str, str], read: Collection[str]) -> Review:
                 unknown.append(name)
         elif item.fate == "renamed":
             both = f"; {item.new} is set too and wins" if environ.get(item.new or "") else ""
-            warnings.append(f"{name} is the older name of {item.new} ({item.why}): rename it{both}")
+            warnings.append(f"{name} is the older name of {item.new}, used as such ({item.why}); rename it{both}")
         elif item.fate == "obsolete":
-            pending = f"; not implemented yet ({item.until})" if item.until else ""
-            warnings.append(f"{name} is not used by this app: {item.why}{pending}; remove it")
+            if item.until:
+                warnings.append(f"{name} is not applied by this app yet ({item.until}): {item.why}")
+            else:
+                warnings.append(f"{name} is not used by this app: {item.why}; remove it")
         elif item.fate == "refused":
             if value.strip().lower() in item.harmless:
                 warnings.append(f"{name}={value} is this app's only behaviour ({item.why}); remove it")
