@@ -256,3 +256,18 @@ def test_review_is_pure_and_reports_refusals_without_raising():
     found = legacy_env.review({"PROXY_TEST_ENDPOINTS": "true", "PROXY_DEBUG_WIRE": "1"}, read=set())
     assert len(found.refusals) == 1
     assert len(found.warnings) == 1
+
+
+def _readme_configuration_names() -> set[str]:
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            names.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split(" | ")[0]))
+    return names
+
+
+def test_every_variable_the_app_reads_is_in_the_readme_configuration_table():
+    read = _read_by_settings({}) | _read_by_settings(PROD)
+    assert sorted(read - _readme_configuration_names()) == []
