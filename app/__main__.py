@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from granian import Granian
 from granian.constants import Interfaces
+from granian.log import LogLevels
 
+from app.logs import configure_logging, dict_config, granian_level
 from app.settings import ConfigError, Settings
+
+logger = logging.getLogger("app")
 
 
 def main() -> None:
@@ -16,7 +21,8 @@ def main() -> None:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    print(f"serving the API on http://{settings.host}:{settings.port}/v1", file=sys.stderr)
+    configure_logging(settings)
+    logger.info("serving the API on http://%s:%d/v1", settings.host, settings.port)
     Granian(
         "app.main:create_app",
         factory=True,
@@ -24,7 +30,9 @@ def main() -> None:
         address=settings.host,
         port=settings.port,
         workers=1,
-        log_access=False,
+        log_access=False,  # the app writes its own access line (app.access), with request id and key name
+        log_dictconfig=dict_config(settings),
+        log_level=LogLevels(granian_level(settings)),
     ).serve()
 
 

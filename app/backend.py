@@ -31,6 +31,7 @@ from app.codex.turn import (
     Usage,
 )
 from app.offline_model import OfflineModel
+from app.quota import PlanQuota
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class ModelBackend:
         self.codex_home = settings.codex_home_path
         self.workdir: Path | None = None
         self._models_task: asyncio.Task[None] | None = None
+        self.quota = PlanQuota()  # the plan's windows, fed by every worker's account/rateLimits notifications
         self._finishing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -92,7 +94,7 @@ class ModelBackend:
             handshake_timeout=s.worker_handshake_timeout_ms / 1000,
             restart_max=s.worker_restart_max,
         )
-        self.pool = WorkerPool(config, preflight=self._preflight)
+        self.pool = WorkerPool(config, preflight=self._preflight, observe=self.quota.observers())
         await self.pool.start()
         if self.mode == "codex":
             self._models_task = asyncio.create_task(self._load_account_models(), name="account-models")
@@ -139,6 +141,9 @@ class ModelBackend:
         assert self.pool is not None
         if await self.pool.wait_ready(self.settings.worker_startup_timeout_ms / 1000 * 2):
             await self.refresh_account_models()
+            with contextlib.suppress(Exception):  # the plan's windows before the first turn (ChatGPT login only)
+                async with self.pool.lease() as lease:
+                    await self.quota.refresh(lease.client, lease.request_timeout)
 
     async def refresh_account_models(self) -> None:
         """With a real login, add the models the account reports (model/list) to the accepted ids."""

@@ -13,7 +13,8 @@ ignored silently (issue 12):
 Which variables this app reads is *not* listed here: `Settings.from_env` reads through a recording mapping and
 whatever its readers looked up counts as known. A variable another branch adds to the readers is known
 without touching this file; `tests/unit/test_legacy_env.py` fails when an entry below is not `honoured` but
-the readers read it (flip it), or is `honoured` and they don't. Unknown `PROXY_*` / `WORKER_*` / `CODEX_*`
+the readers read it (flip it), or is `honoured` and they don't. Entries with `until` are the ones another issue
+is implementing now (issue 14: output modes, stop-after-tools, tool blocks). Unknown `PROXY_*` / `WORKER_*` / `CODEX_*`
 variables get one warning that lists them all (typos). An empty value counts as unset, as in the readers.
 """
 
@@ -59,6 +60,7 @@ def _x(name: str, why: str, harmless: tuple[str, ...] = _OFF) -> Legacy:
 _TOOL_BLOCKS = "cuts text-parsed <use_tool> blocks (obsidian-xml output)"
 _TRACE = "Node dev trace of the v1 protocol; here: PROXY_LOG_LEVEL=DEBUG and OTLP tracing (PROXY_ENABLE_OTEL)"
 _TRANSCRIPT = "prompts and completions are never written to disk"
+_PER_KEY = "the fixed-window limiter is replaced by per-key limits: PROXY_KEY_REQUESTS_PER_MINUTE (docs/gateway.md)"
 _COMPOSE = "compose/script variable of the old deployment; hosts are provisioned by Ansible here (docs/deploy.md)"
 
 TABLE: tuple[Legacy, ...] = (
@@ -140,9 +142,9 @@ TABLE: tuple[Legacy, ...] = (
     _h("WORKER_MAX_CONCURRENCY", "turns per worker before 429 worker_busy"),
     _h("WORKER_REQUEST_TIMEOUT_MS", "per-RPC deadline"),
     # -- limits, metrics, usage, operations
-    _o("PROXY_RATE_LIMIT_ENABLED", "not applied by the app; Traefik's rateLimit middleware is", until="issue 11"),
-    _o("PROXY_RATE_LIMIT_WINDOW_MS", "not applied by the app; Traefik's rateLimit middleware is", until="issue 11"),
-    _o("PROXY_RATE_LIMIT_MAX", "not applied by the app; Traefik's rateLimit middleware is", until="issue 11"),
+    _o("PROXY_RATE_LIMIT_ENABLED", _PER_KEY),
+    _o("PROXY_RATE_LIMIT_WINDOW_MS", _PER_KEY),
+    _o("PROXY_RATE_LIMIT_MAX", _PER_KEY),
     _h("PROXY_ENABLE_METRICS", "serve /metrics (default true here, was false)"),
     _h("PROXY_METRICS_TOKEN", "bearer that opens /metrics beyond loopback"),
     _h("PROXY_METRICS_ALLOW_LOOPBACK", "loopback clients read /metrics without the token"),

@@ -5,6 +5,7 @@ Granian imports `app.main:create_app` with `--factory`; nothing reads the enviro
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -36,11 +37,13 @@ def create_app(settings: Settings | None = None, *, turns: TurnSource | None = N
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         if traces is not None:
             traces.start()
+        await asyncio.to_thread(ctx.usage.load_today)  # today's tokens per key, for the token budgets
         await ctx.backend.start()
         try:
             yield
         finally:
             await ctx.backend.stop()
+            await asyncio.to_thread(ctx.usage.close)  # write the queued usage records
             if traces is not None:
                 traces.shutdown()
 
@@ -55,6 +58,9 @@ def create_app(settings: Settings | None = None, *, turns: TurnSource | None = N
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=None,
+        # None, not the default LoggingConfig: that one re-configures the root logger after configure_logging and
+        # so silently overrode PROXY_LOG_LEVEL / PROXY_LOG_JSON (issue 11).
+        logging_config=None,
         debug=False,
     )
     app.state.api = ctx

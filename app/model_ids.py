@@ -2,11 +2,13 @@
 
 Pure functions over tables, so the whole mapping is tested table-driven. Both prefixes (`codex-` for prod,
 `codev-` for dev) are accepted in every environment, case-insensitively; only the advertised list differs.
+Operator aliases (`PROXY_MODEL_ALIASES`, e.g. `gpt-4o=codex-5` for clients that hard-code OpenAI names) are
+accepted like ids but never advertised, and the client keeps seeing the name it sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal
 
 import msgspec
@@ -65,10 +67,21 @@ def advertised(env: Env) -> list[str]:
     return list(ADVERTISED[env])
 
 
-def resolve(requested: str, *, default_model: str, account_models: Iterable[str] = ()) -> ResolvedModel | None:
-    """The effective model and implied effort for a client's id, or None when the id is unknown."""
+def resolve(
+    requested: str,
+    *,
+    default_model: str,
+    account_models: Iterable[str] = (),
+    aliases: Mapping[str, str] | None = None,
+) -> ResolvedModel | None:
+    """The effective model and implied effort for a client's id, or None when the id is unknown.
+
+    `aliases` maps lower-case client names to ids; an alias resolves as its target but keeps the client's name."""
     name = requested.strip()
     key = name.lower()
+    if aliases and key in aliases:
+        target = resolve(aliases[key], default_model=default_model, account_models=account_models)
+        return None if target is None else ResolvedModel(requested=name, model=target.model, effort=target.effort)
     if key in FAMILIES:
         return ResolvedModel(requested=name, model=FAMILIES[key] or default_model, effort=None)
     family, sep, suffix = key.rpartition("-")

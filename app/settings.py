@@ -22,7 +22,7 @@ from typing import Literal
 
 import msgspec
 
-from app import legacy_env
+from app import legacy_env, model_ids
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_API_KEY = "codex-local-secret"
@@ -93,9 +93,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sse_keepalive_ms: int = 15000
     sse_max_concurrency: int = 64
     usage_grace_ms: int = 250
+    # Client model names (lower-case) → the advertised id they run as; accepted, never advertised.
+    model_aliases: tuple[tuple[str, str], ...] = ()
+
+    # Per-key limits (defaults; the keys file can set each per key). 0 = unlimited / automatic.
+    key_requests_per_minute: int = 600
+    key_max_concurrent: int = 0  # 0: the pool's capacity with one key, a fair share of it with several
+    key_tokens_per_day: int = 0
 
     # Operations.
     usage_log: str | None = None
+    usage_log_max_bytes: int = 64 * 1024 * 1024
+    usage_log_max_files: int = 8
     enable_metrics: bool = True
     metrics_token: str = ""
 
@@ -140,7 +149,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             env=env,  # type: ignore[arg-type]
             host=e.get("PROXY_HOST", "127.0.0.1"),
             port=_int(e, "PORT", 11435, lo=1, hi=65535),
-            log_level=e.get("PROXY_LOG_LEVEL", "INFO").upper(),
+            log_level=_log_level(e, "PROXY_LOG_LEVEL"),
             log_json=_bool(e, "PROXY_LOG_JSON", prod),
             api_key=e.get("PROXY_API_KEY", "" if prod else DEV_API_KEY),
             api_keys_file=e.get("PROXY_API_KEYS_FILE") or None,
@@ -173,7 +182,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             sse_keepalive_ms=_int(e, "PROXY_SSE_KEEPALIVE_MS", 15000, lo=0),
             sse_max_concurrency=_int(e, "PROXY_SSE_MAX_CONCURRENCY", 64, lo=0),
             usage_grace_ms=_int(e, "PROXY_USAGE_GRACE_MS", 250, lo=0),
+            model_aliases=_aliases(e, "PROXY_MODEL_ALIASES"),
+            key_requests_per_minute=_int(e, "PROXY_KEY_REQUESTS_PER_MINUTE", 600, lo=0),
+            key_max_concurrent=_int(e, "PROXY_KEY_MAX_CONCURRENT", 0, lo=0),
+            key_tokens_per_day=_int(e, "PROXY_KEY_TOKENS_PER_DAY", 0, lo=0),
             usage_log=e.get("PROXY_USAGE_LOG") or None,
+            usage_log_max_bytes=_int(e, "PROXY_USAGE_LOG_MAX_BYTES", 64 * 1024 * 1024, lo=4096),
+            usage_log_max_files=_int(e, "PROXY_USAGE_LOG_MAX_FILES", 8, lo=1, hi=1000),
             enable_metrics=_bool(e, "PROXY_ENABLE_METRICS", True),
             metrics_token=e.get("PROXY_METRICS_TOKEN", ""),
             enable_cors=_bool(e, "PROXY_ENABLE_CORS", True),
@@ -212,6 +227,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         if self.env == "prod" and self.api_key == DEV_API_KEY:
             raise ConfigError("PROXY_ENV=prod refuses the built-in dev PROXY_API_KEY; set a real secret")
+        for alias, target in self.model_aliases:
+            if model_ids.resolve(alias, default_model=self.codex_model) is not None:
+                raise ConfigError(f"PROXY_MODEL_ALIASES: {alias!r} is already a model id; an alias cannot replace it")
+            if model_ids.resolve(target, default_model=self.codex_model) is None:
+                raise ConfigError(
+                    f"PROXY_MODEL_ALIASES: {alias}={target}: {target!r} is not a model id this API accepts "
+                    "(use an advertised id such as codex-5 or codex-5-high)"
+                )
         if self.env == "prod" and self.usage_allow_unauth:
             raise ConfigError(
                 "PROXY_USAGE_ALLOW_UNAUTH=true is refused with PROXY_ENV=prod: usage would be readable by anyone; "
@@ -229,6 +252,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "PROXY_ENABLE_OTEL=true needs a collector: set PROXY_OTEL_EXPORTER_URL (the traces URL, e.g. "
                 "http://127.0.0.1:4318/v1/traces) or OTEL_EXPORTER_OTLP_ENDPOINT"
             )
+
+    @property
+    def pool_capacity(self) -> int:
+        """Concurrent turns the whole pool can run: the divisor of the per-key fair share."""
+        return self.worker_count * self.worker_max_concurrency
 
     @property
     def usage_log_path(self) -> Path:
@@ -333,6 +361,29 @@ def _choice(e: Mapping[str, str], name: str, default: str, choices: tuple[str, .
     if value not in choices:
         raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
     return value
+
+
+def _log_level(e: Mapping[str, str], name: str) -> str:
+    value = e.get(name, "INFO").strip().upper() or "INFO"
+    value = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(value, value)
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"{name}={value!r} must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    return value
+
+
+def _aliases(e: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    """`alias=target,alias2=target2` → ((alias, target), ...); aliases compared case-insensitively."""
+    pairs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for item in _list(e, name, ()):
+        alias, sep, target = (part.strip() for part in item.partition("="))
+        if not sep or not alias or not target or any(c.isspace() for c in alias + target):
+            raise ConfigError(f"{name}: {item!r} is not `client-name=model-id`")
+        if alias.lower() in seen:
+            raise ConfigError(f"{name}: {alias!r} is listed twice")
+        seen.add(alias.lower())
+        pairs.append((alias.lower(), target))
+    return tuple(pairs)
 
 
 def _list(e: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:

@@ -9,10 +9,13 @@ Keys file (``PROXY_API_KEYS_FILE``), JSON, our own format so unknown fields are 
     {"keys": [
       {"name": "alice", "sha256": "<64 hex chars of sha256(key)>"},
       {"name": "ci", "sha256": "...", "expires_at": "2027-01-01T00:00:00Z"},
-      {"name": "old", "sha256": "...", "disabled": true}
+      {"name": "old", "sha256": "...", "disabled": true},
+      {"name": "ops", "sha256": "...", "scopes": ["usage:all"],
+       "limits": {"requests_per_minute": 120, "max_concurrent": 4, "tokens_per_day": 2000000}}
     ]}
 
-Create a digest with ``printf %s "$KEY" | sha256sum``.
+Create a digest with ``printf %s "$KEY" | sha256sum``. ``limits`` and ``scopes`` are read by the app only
+(per-key limits, who may read every key's usage); authd accepts and ignores them.
 """
 
 from __future__ import annotations
@@ -47,11 +50,38 @@ class KeysFileError(ValueError):
     """The keys file is unreadable or malformed; the message never contains key material."""
 
 
+# Scopes a key can be given. `usage:all`: read every key's usage records, not only its own.
+USAGE_ALL = "usage:all"
+KNOWN_SCOPES = frozenset({USAGE_ALL})
+
+
+class KeyLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Per-key overrides of the app's limits; an unset field falls back to the PROXY_KEY_* default.
+
+    `0` means unlimited for every field (the headers for that limit are then omitted)."""
+
+    requests_per_minute: int | None = None
+    max_concurrent: int | None = None
+    tokens_per_day: int | None = None
+
+
+class KeyPolicy(msgspec.Struct, frozen=True):
+    """What the app needs to know about a key beyond its validity: its limits and scopes."""
+
+    limits: KeyLimits = KeyLimits()
+    scopes: frozenset[str] = frozenset()
+
+
+NO_POLICY = KeyPolicy()
+
+
 class _KeyEntry(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     sha256: str
     expires_at: datetime | None = None
     disabled: bool = False
+    limits: KeyLimits | None = None
+    scopes: list[str] = msgspec.field(default_factory=list)
 
 
 class _KeysFile(msgspec.Struct, forbid_unknown_fields=True):
@@ -67,6 +97,10 @@ class _Key:
     digest: bytes
     expires_at: float | None  # epoch seconds
     disabled: bool
+    policy: KeyPolicy = NO_POLICY
+
+    def usable(self, now: float) -> bool:
+        return not self.disabled and (self.expires_at is None or now < self.expires_at)
 
 
 def parse_bearer(values: Sequence[str]) -> str | None:
@@ -102,6 +136,16 @@ def _parse_keys_file(data: bytes) -> tuple[_Key, ...]:
         expires = entry.expires_at
         if expires is not None and expires.tzinfo is None:
             raise KeysFileError(f"keys[{index}] ({entry.name}): expires_at needs a time zone (e.g. Z)")
+        unknown = sorted(set(entry.scopes) - KNOWN_SCOPES)
+        if unknown:
+            raise KeysFileError(
+                f"keys[{index}] ({entry.name}): unknown scope(s) {unknown}; known: {sorted(KNOWN_SCOPES)}"
+            )
+        limits = entry.limits or KeyLimits()
+        for field in msgspec.structs.fields(KeyLimits):
+            value = getattr(limits, field.name)
+            if value is not None and value < 0:
+                raise KeysFileError(f"keys[{index}] ({entry.name}): limits.{field.name} must be >= 0 (0 = unlimited)")
         seen.add(entry.name)
         keys.append(
             _Key(
@@ -109,6 +153,7 @@ def _parse_keys_file(data: bytes) -> tuple[_Key, ...]:
                 digest=bytes.fromhex(entry.sha256),
                 expires_at=expires.timestamp() if expires is not None else None,
                 disabled=entry.disabled,
+                policy=KeyPolicy(limits=limits, scopes=frozenset(entry.scopes)),
             )
         )
     return tuple(keys)
@@ -169,11 +214,25 @@ class KeyStore:
         for key in self._keys:
             if hmac.compare_digest(digest, key.digest):
                 found = key
-        if found is None or found.disabled:
-            return None
-        if found.expires_at is not None and time.time() >= found.expires_at:
+        if found is None or not found.usable(time.time()):
             return None
         return found.name
+
+    def policy(self, name: str) -> KeyPolicy:
+        """Limits and scopes of the key called `name` (the defaults for a name the store does not hold).
+
+        Without a keys file the single `PROXY_API_KEY` is the whole setup, so it is its own admin."""
+        for key in self._keys:
+            if key.name == name:
+                if self._path is None and name == DEFAULT_KEY_NAME:
+                    return KeyPolicy(limits=key.policy.limits, scopes=key.policy.scopes | {USAGE_ALL})
+                return key.policy
+        return NO_POLICY
+
+    def usable_count(self) -> int:
+        """How many keys can authenticate right now (not disabled, not expired): the fair-share divisor."""
+        now = time.time()
+        return sum(1 for key in self._keys if key.usable(now))
 
     def reload_if_changed(self) -> bool:
         """Re-read the keys file if its inode, size or times changed; True when a new set was loaded.

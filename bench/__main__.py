@@ -12,6 +12,7 @@ import sys
 BENCHMARKS: dict[str, str] = {
     "authd": "bench.authd",
     "turns": "bench.turns",
+    "usage": "bench.usage",
 }
 
 

@@ -45,6 +45,7 @@ def main() -> int:
             "PROXY_WORKER_COUNT": "1",
             "CODEX_HOME": str(Path(tmp) / "home"),
             "PROXY_LOG_LEVEL": "WARNING",
+            "PROXY_KEY_REQUESTS_PER_MINUTE": "0",  # 1,000 turns in a row would pass the default 600/min
         }
         app = subprocess.Popen([sys.executable, "-m", "app"], cwd=REPO, env=env, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"

@@ -61,12 +61,14 @@ def offline_model():
 def api(offline_model, tmp_path_factory):
     """`python -m app` (real Granian, real codex app-server, 1 worker) backed by `offline_model`.
 
-    Keepalives every 300 ms so keepalive tests don't wait 15 s. Tests that need other settings start their
-    own `ApiServer`.
+    Keepalives every 300 ms so keepalive tests don't wait 15 s. No per-key request rate: the whole run sends
+    this one key close to 900 generation requests a minute at times, more than the default 600/min allows (the
+    limits have their own tests in tests/gateway). Tests that need other settings start their own `ApiServer`.
     """
     from tests.api_harness import ApiServer, offline_env
 
-    server = ApiServer(tmp_path_factory.mktemp("api"), offline_env(offline_model, PROXY_SSE_KEEPALIVE_MS="300")).start()
+    env = offline_env(offline_model, PROXY_SSE_KEEPALIVE_MS="300", PROXY_KEY_REQUESTS_PER_MINUTE="0")
+    server = ApiServer(tmp_path_factory.mktemp("api"), env).start()
     try:
         yield server
     finally:

@@ -8,6 +8,8 @@ from pathlib import Path
 from litestar import Request
 
 from app import model_ids
+from app.api import request_note
+from app.api.limits import KeyLimiter
 from app.api.maintenance import Maintenance
 from app.api.metrics_store import Metrics
 from app.backend import ModelBackend
@@ -16,7 +18,7 @@ from app.errors import ApiError, unauthorized
 from app.model_ids import ResolvedModel
 from app.settings import Settings
 from app.usage import UsageLog
-from authd.keys import KeyStore, parse_bearer
+from authd.keys import USAGE_ALL, KeyStore, parse_bearer
 
 
 class StreamGuard:
@@ -50,10 +52,21 @@ class ApiContext:
         self.trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self.streams = StreamGuard(settings.sse_max_concurrency)
         self.metrics = Metrics()
-        self.usage = UsageLog(settings.usage_log_path)
+        self.usage = UsageLog(
+            settings.usage_log_path,
+            max_bytes=settings.usage_log_max_bytes,
+            max_files=settings.usage_log_max_files,
+            on_append=request_note.note_usage,
+        )
+        self.aliases = dict(settings.model_aliases)
+        self.limiter = KeyLimiter(settings, self.keys, self.usage, self.backend.quota)
         self.maintenance = Maintenance(
             settings.maintenance_mode, settings.maintenance_path, settings.maintenance_retry_after_s
         )
+
+    def may_read_all_usage(self, name: str) -> bool:
+        """`usage:all` in the keys file (or the single-key setup): may read every key's usage records."""
+        return USAGE_ALL in self.keys.policy(name).scopes
 
     def authenticate(self, request: Request) -> str:
         """Defence in depth behind authd: the same key set, compared in constant time. Returns the key name."""
@@ -80,7 +93,10 @@ class ApiContext:
 
     def resolve_model(self, model: str) -> ResolvedModel | None:
         return model_ids.resolve(
-            model, default_model=self.settings.codex_model, account_models=self.backend.account_models
+            model,
+            default_model=self.settings.codex_model,
+            account_models=self.backend.account_models,
+            aliases=self.aliases,
         )
 
     def model_ids(self) -> list[str]:

@@ -7,11 +7,13 @@ from litestar import Request, Response, get
 from litestar.datastructures import State
 
 from app.backend import BackendHealth
+from app.quota import PlanQuotaView
 
 
 class Health(msgspec.Struct):
     ok: bool
     backend: BackendHealth
+    plan: PlanQuotaView  # the ChatGPT plan's 5-hour / weekly windows as Codex last reported them
     maintenance: bool = False
 
 
@@ -39,7 +41,9 @@ def healthz(request: Request, state: State) -> Health | PublicHealth:
     if request.headers.get("x-forwarded-for") is not None:
         ready = sum(1 for w in health.workers if w.ready)
         return PublicHealth(ok=health.ready, backend_mode=health.backend_mode, ready_workers=ready)
-    return Health(ok=health.ready, backend=health, maintenance=state.api.maintenance.on)
+    return Health(
+        ok=health.ready, backend=health, plan=state.api.backend.quota.view(), maintenance=state.api.maintenance.on
+    )
 
 
 @get("/readyz", sync_to_thread=False)

@@ -15,6 +15,7 @@ from litestar.datastructures import State
 
 from app.api.metrics_store import Metrics
 from app.errors import ApiError
+from app.quota import PlanQuotaView
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -59,8 +60,34 @@ def render(state: State) -> str:
         "# HELP codex_maintenance_mode 1 while maintenance mode is on (generation routes answer 503).",
         "# TYPE codex_maintenance_mode gauge",
         _line("codex_maintenance_mode", int(ctx.maintenance.on)),
+        *_plan_lines(backend.quota.view()),
     ]
     return "\n".join(out) + "\n"
+
+
+def _plan_lines(plan: PlanQuotaView) -> list[str]:
+    """The plan's windows (labels: the limit id Codex reports, e.g. `codex`, and primary/secondary)."""
+    used, resets = [], []
+    for limit in plan.limits:
+        for name, window in (("primary", limit.primary), ("secondary", limit.secondary)):
+            if window is None:
+                continue
+            used.append(_line("codex_plan_used_percent", window.used_percent, limit=limit.limit_id[:32], window=name))
+            if window.resets_at is not None:
+                resets.append(
+                    _line("codex_plan_resets_at_seconds", window.resets_at, limit=limit.limit_id[:32], window=name)
+                )
+    return [
+        "# HELP codex_plan_used_percent Percent of the ChatGPT plan's window used, as Codex last reported it.",
+        "# TYPE codex_plan_used_percent gauge",
+        *used,
+        "# HELP codex_plan_resets_at_seconds When the window resets (Unix time).",
+        "# TYPE codex_plan_resets_at_seconds gauge",
+        *resets,
+        "# HELP codex_plan_usage_limit_reached 1 while generation requests are refused with usage_limit_reached.",
+        "# TYPE codex_plan_usage_limit_reached gauge",
+        _line("codex_plan_usage_limit_reached", int(plan.usage_limit_reached)),
+    ]
 
 
 def _allowed(request: Request, token: str, allow_loopback: bool = True) -> bool:

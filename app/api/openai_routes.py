@@ -10,6 +10,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Stream
 
+from app.api import limits
 from app.api.context import ApiContext
 from app.api.pipeline import EncoderFactory, decode_body, execute, plan_or_error
 from app.errors import model_not_found, not_ready
@@ -38,13 +39,17 @@ async def _generate(
     plan: Callable[[B, ApiContext], TurnPlan],
     encoder: EncoderFactory,
 ) -> Response[bytes] | Stream:
-    """The one generation path: auth → decode → plan (validation) → execute in the request's wire format."""
+    """The one generation path: auth → per-key limits → decode → plan (validation) → execute in the wire format."""
     ctx = _ctx(state)
-    ctx.authenticate(request)
+    key = ctx.authenticate(request)
     ctx.maintenance.check()
-    body = decode_body(await request.body(), body_type)
-    planned = plan_or_error(plan, body, ctx)
-    return await execute(ctx, request, planned, encoder)
+
+    async def run() -> Response[bytes] | Stream:
+        body = decode_body(await request.body(), body_type)
+        planned = plan_or_error(plan, body, ctx)
+        return await execute(ctx, request, planned, encoder)
+
+    return await limits.guarded(ctx.limiter, ctx.backend.quota, key, run)
 
 
 def _plan_chat(body: ChatCompletionRequest, ctx: ApiContext) -> TurnPlan:

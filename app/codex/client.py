@@ -15,7 +15,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TypeVar, overload
 
 import msgspec
@@ -83,9 +83,16 @@ _THREAD_SCOPED = msgspec.json.Decoder(p.ThreadScoped)
 
 
 class RpcClient:
-    def __init__(self, transport: ChildTransport, *, on_hung: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        transport: ChildTransport,
+        *,
+        on_hung: Callable[[str], None] | None = None,
+        observe: Mapping[str, Callable[[msgspec.Raw], None]] | None = None,
+    ) -> None:
         self.transport = transport
         self.on_hung = on_hung
+        self.observe = observe or {}  # method → callback that sees the raw params first (e.g. the plan quota)
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, asyncio.Future[msgspec.Raw]]] = {}
         self._threads: dict[str, asyncio.Queue[ThreadEvent]] = {}
@@ -213,6 +220,9 @@ class RpcClient:
             self._route_notification(env.method, env.params)
 
     def _route_notification(self, method: str, raw: msgspec.Raw) -> None:
+        observer = self.observe.get(method)
+        if observer is not None:
+            observer(raw)
         try:
             params = p.decode_params(method, raw)
         except msgspec.DecodeError as exc:

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 
 import msgspec
 
@@ -164,9 +164,16 @@ class Lease:
 
 
 class WorkerPool:
-    def __init__(self, config: PoolConfig, *, preflight: Callable[[], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        config: PoolConfig,
+        *,
+        preflight: Callable[[], str | None] | None = None,
+        observe: Mapping[str, Callable[[msgspec.Raw], None]] | None = None,
+    ) -> None:
         self.config = config
         self.preflight = preflight
+        self.observe = observe  # notification observers handed to every worker's RPC client
         self.workers = [Worker(i) for i in range(config.count)]
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -284,7 +291,7 @@ class WorkerPool:
             worker.hung_reason = why
             worker.hung.set()
 
-        client = RpcClient(transport, on_hung=on_hung)
+        client = RpcClient(transport, on_hung=on_hung, observe=self.observe)
         client.start()
         worker.client = client
         ready_since: float | None = None

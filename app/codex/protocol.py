@@ -413,7 +413,6 @@ NOISY_NOTIFICATIONS = [
     "turn/diff/updated",
     "turn/plan/updated",
     "mcpServer/startupStatus/updated",
-    "account/rateLimits/updated",
     "skills/changed",
     "thread/settings/updated",
     "thread/started",

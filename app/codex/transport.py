@@ -15,6 +15,8 @@ import re
 from collections import deque
 from collections.abc import Mapping, Sequence
 
+from app.codex.stderr import classify
+
 logger = logging.getLogger(__name__)
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -112,9 +114,14 @@ class ChildTransport:
             if not raw:
                 return
             text = redact(raw.decode("utf-8", "replace").rstrip())
-            if text:
-                self.stderr_tail.append(text[:2000])
-                logger.info("%s stderr: %s", self.name, text[:2000])
+            if not text:
+                continue
+            line = classify(text[:2000])
+            if not line.noise:
+                self.stderr_tail.append(line.message)
+            if logger.isEnabledFor(line.level):
+                fields = {"worker": self.name, "codex_level": line.codex_level, "codex_target": line.target}
+                logger.log(line.level, "%s stderr: %s", self.name, line.message, extra={"fields": fields})
 
     def describe_exit(self) -> str:
         code = self.returncode

@@ -17,6 +17,7 @@ from app.offline_model.replies import (
     Text,
     ToolCalls,
     Usage,
+    plan_headers,
     split_text,
     word_count,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "UnsupportedSchema",
     "Usage",
     "instance_for",
+    "plan_headers",
     "split_text",
     "word_count",
 ]

@@ -25,12 +25,16 @@ class Usage(msgspec.Struct, frozen=True, kw_only=True):
         return self.input_tokens + self.output_tokens
 
 
+Headers = tuple[tuple[str, str], ...]
+
+
 class Echo(msgspec.Struct, frozen=True, kw_only=True):
     """The default reply: `echo: <last user text>` (directive removed), split on word boundaries."""
 
     chunks: int | None = None
     interval_s: float = 0.0
     first_byte_delay_s: float = 0.0
+    headers: Headers = ()  # extra response headers, e.g. `plan_headers(...)`
 
 
 class Text(msgspec.Struct, frozen=True):
@@ -41,6 +45,7 @@ class Text(msgspec.Struct, frozen=True):
     interval_s: float = 0.0
     first_byte_delay_s: float = 0.0
     usage: Usage | None = None
+    headers: Headers = ()
 
 
 class FunctionCall(msgspec.Struct, frozen=True):
@@ -118,6 +123,7 @@ class Fail(msgspec.Struct, frozen=True):
     message: str = "offline model failure"
     type: str | None = None
     retry_after_s: int | None = None
+    headers: Headers = ()
 
 
 class StreamError(msgspec.Struct, frozen=True):
@@ -145,6 +151,31 @@ class Hang(msgspec.Struct, frozen=True):
 
 
 Reply = Echo | Text | FunctionCall | ToolCalls | Reasoning | Fail | StreamError | Disconnect | Hang
+
+
+def plan_headers(
+    primary_used_percent: float,
+    primary_resets_at: int,
+    *,
+    primary_window_minutes: int = 300,
+    secondary_used_percent: float | None = None,
+    secondary_resets_at: int | None = None,
+    secondary_window_minutes: int = 10080,
+) -> Headers:
+    """The ChatGPT backend's rate-limit response headers (5-hour primary, weekly secondary window; reset times in
+    epoch seconds). codex 0.169.0 reads them from any provider and reports `account/rateLimits/updated`."""
+    headers = [
+        ("x-codex-primary-used-percent", f"{primary_used_percent:g}"),
+        ("x-codex-primary-window-minutes", str(primary_window_minutes)),
+        ("x-codex-primary-reset-at", str(primary_resets_at)),
+    ]
+    if secondary_used_percent is not None:
+        headers += [
+            ("x-codex-secondary-used-percent", f"{secondary_used_percent:g}"),
+            ("x-codex-secondary-window-minutes", str(secondary_window_minutes)),
+            ("x-codex-secondary-reset-at", str(secondary_resets_at or primary_resets_at)),
+        ]
+    return tuple(headers)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

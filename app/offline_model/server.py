@@ -266,6 +266,7 @@ class OfflineModel:
             record.outcome = "http_error"
             envelope = wire.ErrorEnvelope(wire.ErrorBody(reply.code, reply.message, reply.type or reply.code))
             extra = [("retry-after", str(reply.retry_after_s))] if reply.retry_after_s is not None else []
+            extra += list(reply.headers)
             await _send_json(writer, reply.status, envelope, extra)
             return
 
@@ -349,9 +350,12 @@ class _Stream:
             await asyncio.sleep(delay)
         if isinstance(reply, Hang) and not reply.after_created:
             await asyncio.Event().wait()  # until codex goes away or stop() cancels us
+        headers = getattr(reply.then if isinstance(reply, Reasoning) else reply, "headers", ())
+        extra = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("latin-1")
         self._writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
-            b"connection: close\r\n\r\n"
+            + extra
+            + b"connection: close\r\n\r\n"
         )
         await self._emit(
             wire.Event("response.created", response=wire.ResponseObject(self._response_id, model=self._record.model))

@@ -91,7 +91,9 @@ def test_token_log_path_is_where_the_ledger_lands(old):
     r = chat(old, "ledger please")
     assert r.status_code == 200
     request_id = r.headers["x-request-id"]
-    records = [rec for rec in ledger(old) if rec["request_id"] == request_id]
+    records = wait_for(
+        lambda: [rec for rec in ledger(old) if rec["request_id"] == request_id], timeout=10, what="the usage record"
+    )
     assert len(records) == 1
     assert records[0]["outcome"] == "completed"
     assert records[0]["output_tokens"] == r.json()["usage"]["completion_tokens"]

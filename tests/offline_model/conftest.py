@@ -165,3 +165,18 @@ async def app_server(model: OfflineModel, home: Path, *extra_args: str) -> Async
         for task in readers:
             task.cancel()
         await asyncio.gather(*readers, return_exceptions=True)
+
+
+# One offline model and one app-server per test module (the codex tests of this folder share them).
+
+
+@pytest.fixture(scope="module")
+async def shared_model() -> AsyncIterator[OfflineModel]:
+    async with OfflineModel() as m:
+        yield m
+
+
+@pytest.fixture(scope="module")
+async def codex(shared_model: OfflineModel, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AppServer]:
+    async with app_server(shared_model, codex_home(tmp_path_factory.mktemp("codex-home"))) as server:
+        yield server

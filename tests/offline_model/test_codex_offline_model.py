@@ -6,7 +6,6 @@ thread and scripts the model for exactly the requests it triggers.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +24,9 @@ from app.offline_model import (
 )
 from tests.conftest import wait_for
 
-from .conftest import AppServer, app_server, codex_home
+from .conftest import AppServer
 
 pytestmark = pytest.mark.codex
-
-
-@pytest.fixture(scope="module")
-async def shared_model() -> AsyncIterator[OfflineModel]:
-    async with OfflineModel() as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
-async def codex(shared_model: OfflineModel, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AppServer]:
-    async with app_server(shared_model, codex_home(tmp_path_factory.mktemp("codex-home"))) as server:
-        yield server
 
 
 @pytest.fixture

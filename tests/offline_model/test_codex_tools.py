@@ -9,7 +9,7 @@ them"; the proxy's tool-calling code relies on these facts).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,18 +45,6 @@ FILES = {
 }
 TOOLS = [WEATHER, FILES]
 CANCELLED = "dynamic tool call was cancelled before receiving a response"
-
-
-@pytest.fixture(scope="module")
-async def shared_model() -> AsyncIterator[OfflineModel]:
-    async with OfflineModel() as m:
-        yield m
-
-
-@pytest.fixture(scope="module")
-async def codex(shared_model: OfflineModel, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AppServer]:
-    async with app_server(shared_model, codex_home(tmp_path_factory.mktemp("codex-home"))) as server:
-        yield server
 
 
 @pytest.fixture

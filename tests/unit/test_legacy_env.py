@@ -78,7 +78,7 @@ def test_every_old_variable_has_exactly_one_fate():
 
 def test_fates_agree_with_what_the_readers_read():
     """`honoured` means the settings readers read it; anything else must not be read. A branch that starts reading an
-    obsolete variable (issue 14's output modes, issue 11's rate limits) fails here until its entry says honoured."""
+    obsolete variable (issue 14's output modes) fails here until its entry says honoured."""
     read = _read_by_settings({}) | _read_by_settings(PROD)
     honoured = {item.name for item in TABLE if item.fate == "honoured"}
     assert sorted(honoured - read) == [], "honoured in the table but not read by app/settings.py"
@@ -233,7 +233,7 @@ def test_otel_endpoints():
 def test_pending_entries_name_the_issue_that_implements_them():
     pending = {item.name: item.until for item in TABLE if item.until}
     assert pending["PROXY_OUTPUT_MODE"] == "issue 14"
-    assert pending["PROXY_RATE_LIMIT_ENABLED"] == "issue 11"
+    assert pending["PROXY_STOP_AFTER_TOOLS"] == "issue 14"
     assert all(entry(name).fate == "obsolete" for name in pending)  # type: ignore[union-attr]
 
 
@@ -256,18 +256,3 @@ def test_review_is_pure_and_reports_refusals_without_raising():
     found = legacy_env.review({"PROXY_TEST_ENDPOINTS": "true", "PROXY_DEBUG_WIRE": "1"}, read=set())
     assert len(found.refusals) == 1
     assert len(found.warnings) == 1
-
-
-def _readme_configuration_names() -> set[str]:
-    text = (REPO / "README.md").read_text()
-    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
-    names: set[str] = set()
-    for line in section.splitlines():
-        if line.startswith("| `"):
-            names.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split(" | ")[0]))
-    return names
-
-
-def test_every_variable_the_app_reads_is_in_the_readme_configuration_table():
-    read = _read_by_settings({}) | _read_by_settings(PROD)
-    assert sorted(read - _readme_configuration_names()) == []

@@ -7,13 +7,14 @@ with its own id and index, so a Responses stream and the final object (or a chat
 from __future__ import annotations
 
 import secrets
+from typing import TypeVar
 
 import msgspec
 
 from app.codex.turn import ToolCall
 
 
-class MessageOut(msgspec.Struct):
+class _TextOut(msgspec.Struct):
     index: int
     id: str
     parts: list[str] = msgspec.field(default_factory=list)
@@ -23,14 +24,12 @@ class MessageOut(msgspec.Struct):
         return "".join(self.parts)
 
 
-class ReasoningOut(msgspec.Struct):
-    index: int
-    id: str
-    parts: list[str] = msgspec.field(default_factory=list)
+class MessageOut(_TextOut):
+    """Assistant message text."""
 
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
+
+class ReasoningOut(_TextOut):
+    """A reasoning summary."""
 
 
 class ToolCallOut(msgspec.Struct):
@@ -41,6 +40,7 @@ class ToolCallOut(msgspec.Struct):
 
 
 OutputItem = MessageOut | ReasoningOut | ToolCallOut
+T = TypeVar("T", MessageOut, ReasoningOut)
 
 
 def new_id(prefix: str) -> str:
@@ -57,22 +57,19 @@ class OutputAccumulator:
 
     def text(self, delta: str) -> tuple[MessageOut, bool]:
         """Append to the open message, or open one (True) when the last item is something else."""
-        item = self.current
-        if isinstance(item, MessageOut):
-            item.parts.append(delta)
-            return item, False
-        item = MessageOut(index=len(self.items), id=new_id("msg"), parts=[delta])
-        self.items.append(item)
-        return item, True
+        return self._append(MessageOut, "msg", delta)
 
     def reasoning(self, delta: str) -> tuple[ReasoningOut, bool]:
+        return self._append(ReasoningOut, "rs", delta)
+
+    def _append(self, kind: type[T], prefix: str, delta: str) -> tuple[T, bool]:
         item = self.current
-        if isinstance(item, ReasoningOut):
+        if isinstance(item, kind):
             item.parts.append(delta)
             return item, False
-        item = ReasoningOut(index=len(self.items), id=new_id("rs"), parts=[delta])
-        self.items.append(item)
-        return item, True
+        opened = kind(index=len(self.items), id=new_id(prefix), parts=[delta])
+        self.items.append(opened)
+        return opened, True
 
     def tool_calls(self, calls: tuple[ToolCall, ...]) -> list[ToolCallOut]:
         first = len(self.calls)
