@@ -9,6 +9,7 @@ from granian import Granian
 from granian.constants import Interfaces
 from granian.log import LogLevels
 
+from app.devkey import dev_key_path, ensure_dev_key
 from app.logs import configure_logging, dict_config, granian_level
 from app.settings import ConfigError, Settings
 
@@ -17,12 +18,22 @@ logger = logging.getLogger("app")
 
 def main() -> None:
     try:
-        settings = Settings.from_env()
+        configured = Settings.from_env()
+        settings = ensure_dev_key(configured)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings)
-    logger.info("serving the API on http://%s:%d/v1", settings.host, settings.port)
+    if settings.api_key != configured.api_key:  # dev, no key configured: tell the developer the generated one
+        logger.info(
+            "serving the API on http://%s:%d/v1 — dev API key %s (stored in %s)",
+            settings.host,
+            settings.port,
+            settings.api_key,
+            dev_key_path(settings),
+        )
+    else:
+        logger.info("serving the API on http://%s:%d/v1", settings.host, settings.port)
     Granian(
         "app.main:create_app",
         factory=True,

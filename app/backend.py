@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 
 from app.codex import protocol as p
-from app.codex.launch import Backend, Policy, build_argv, build_env, has_login, prepare_codex_home
+from app.codex.launch import Backend, Policy, WorkerState, build_argv, build_env, has_login, prepare_codex_home
 from app.codex.pool import PoolConfig, PoolNotReady, WorkerPool, WorkerStatus
 from app.codex.turn import (
     InFlight,
@@ -52,6 +52,7 @@ class ModelBackend:
         self.account_models: list[str] = []
         self.codex_home = settings.codex_home_path
         self.workdir: Path | None = None
+        self.state: WorkerState | None = None
         self._models_task: asyncio.Task[None] | None = None
         self.quota = PlanQuota()  # the plan's windows, fed by every worker's account/rateLimits notifications
         self._finishing: set[asyncio.Task[None]] = set()
@@ -67,6 +68,8 @@ class ModelBackend:
             self.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
             if not os.access(self.workdir, os.W_OK | os.X_OK):
                 raise PermissionError(f"PROXY_CODEX_WORKDIR {self.workdir} is not writable")
+            self.state = WorkerState(s.state_dir())
+            self.state.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             self.problem = f"{exc} — fix the directory's owner/mode or point the variable elsewhere"
             logger.error("backend not started: %s", self.problem)
@@ -91,6 +94,8 @@ class ModelBackend:
             crash_loop_failures=s.worker_crash_loop_failures,
             shutdown_grace=s.worker_shutdown_grace_ms / 1000,
             max_turns=s.worker_max_turns,
+            life=self.state,
+            max_rss=s.worker_max_rss_mb * 2**20,
             handshake_timeout=s.worker_handshake_timeout_ms / 1000,
             restart_max=s.worker_restart_max,
         )
@@ -217,6 +222,9 @@ class ModelBackend:
                 await self._models_task
         if self.pool is not None:
             await self.pool.stop()
+        if self.state is not None and self.settings.codex_state_dir is None:
+            with contextlib.suppress(OSError):
+                self.state.root.rmdir()  # our own temp dir, empty by now: every worker's dir went with its child
         if self.offline is not None:
             with contextlib.suppress(Exception):
                 await self.offline.stop()

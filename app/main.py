@@ -16,7 +16,9 @@ from app import tracing
 from app.api import health, metrics, openai_routes, usage_routes
 from app.api.context import ApiContext
 from app.api.edge import EdgeMiddleware
+from app.api.hostguard import HostGuard
 from app.codex.turn import TurnSource
+from app.devkey import ensure_dev_key
 from app.errors import EXCEPTION_HANDLERS
 from app.logs import configure_logging
 from app.settings import Settings
@@ -26,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None, *, turns: TurnSource | None = None) -> Litestar:
     """`turns` replaces the Codex pool with another source of turn events (the in-process test seam)."""
-    settings = settings or Settings.from_env()
+    settings = ensure_dev_key(settings or Settings.from_env())
     configure_logging(settings)
     for warning in settings.startup_warnings:  # the older implementation's variables (app.legacy_env), once each
         logger.warning("configuration: %s", warning)
@@ -74,4 +76,6 @@ def create_app(settings: Settings | None = None, *, turns: TurnSource | None = N
     )
     if traces is not None:
         app.asgi_handler = tracing.TracingMiddleware(app.asgi_handler, traces)
+    # Outermost: a request for a foreign Host (DNS rebinding) is refused before anything else sees it.
+    app.asgi_handler = HostGuard(app.asgi_handler, settings.allowed_hosts)
     return app

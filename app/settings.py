@@ -25,6 +25,7 @@ import msgspec
 from app import legacy_env, model_ids
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The old public dev key: refused in prod; dev now generates a private one (app.devkey) when none is set.
 DEV_API_KEY = "codex-local-secret"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -48,6 +49,16 @@ def default_codex_bin() -> str:
     return str(REPO_ROOT / "codex-cli" / "node_modules" / "@openai" / pkg / "vendor" / triple / "bin" / "codex")
 
 
+def repo_cors_origins() -> tuple[str, ...]:
+    """The one allowlist, cors-origins.txt at the repo root (empty where the file is not shipped: deployments set
+    PROXY_CORS_ALLOWED_ORIGINS from it explicitly)."""
+    path = REPO_ROOT / "cors-origins.txt"
+    if not path.is_file():
+        return ()
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return tuple(line for line in lines if line and not line.startswith("#"))
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     env: Literal["dev", "prod"] = "dev"
     host: str = "127.0.0.1"
@@ -55,16 +66,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "INFO"
     log_json: bool = False
 
-    # Auth and edge trust.
-    api_key: str = DEV_API_KEY
+    # Auth and edge trust. An empty key in dev means: use the generated dev key (app.devkey).
+    api_key: str = ""
     api_keys_file: str | None = None
     trusted_proxies: tuple[str, ...] = ("127.0.0.1/32", "::1/128")
     protect_models: bool = False
+    allowed_hosts: tuple[str, ...] = ()
 
     # Codex.
     codex_bin: str = msgspec.field(default_factory=default_codex_bin)
     codex_home: str = ".codev"
     codex_workdir: str | None = None
+    codex_state_dir: str | None = None
     codex_model: str = "gpt-5.2"
     backend: Literal["auto", "codex", "offline"] = "auto"
     offline_model_url: str | None = None
@@ -82,11 +95,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_shutdown_grace_ms: int = 3000
     worker_overload_retries: int = 3
     worker_max_turns: int = 1000
+    worker_max_rss_mb: int = 1024
 
     # Requests.
     enable_responses: bool = True
     ignore_client_system_prompt: bool = False
     max_body_bytes: int = 16 * 1024 * 1024
+    max_json_depth: int = 64
+    max_input_items: int = 4096
+    max_content_parts: int = 16384
+    max_text_bytes: int = 4 * 1024 * 1024
+    max_tools: int = 128
     request_timeout_ms: int = 300000
     stream_idle_timeout_ms: int = 300000
     idle_timeout_ms: int = 300000
@@ -110,7 +129,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # CORS in the app (Traefik and the Worker enforce the same allowlist at the edge).
     enable_cors: bool = True
-    cors_allowed_origins: tuple[str, ...] = ("*",)
+    cors_allowed_origins: tuple[str, ...] = msgspec.field(default_factory=repo_cors_origins)
 
     # Brought over from the older implementation (issue 12; README migration table).
     sandbox_mode: str = "read-only"
@@ -151,13 +170,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             port=_int(e, "PORT", 11435, lo=1, hi=65535),
             log_level=_log_level(e, "PROXY_LOG_LEVEL"),
             log_json=_bool(e, "PROXY_LOG_JSON", prod),
-            api_key=e.get("PROXY_API_KEY", "" if prod else DEV_API_KEY),
+            api_key=e.get("PROXY_API_KEY", ""),
             api_keys_file=e.get("PROXY_API_KEYS_FILE") or None,
             trusted_proxies=_list(e, "PROXY_TRUSTED_PROXIES", ("127.0.0.1/32", "::1/128")),
             protect_models=_bool(e, "PROXY_PROTECT_MODELS", False),
+            allowed_hosts=_list(e, "PROXY_ALLOWED_HOSTS", ()),
             codex_bin=e.get("CODEX_BIN") or default_codex_bin(),
             codex_home=e.get("CODEX_HOME") or (".codex-api" if prod else ".codev"),
             codex_workdir=e.get("PROXY_CODEX_WORKDIR") or None,
+            codex_state_dir=e.get("PROXY_CODEX_STATE_DIR") or None,
             codex_model=e.get("CODEX_MODEL", "gpt-5.2"),
             backend=_choice(e, "PROXY_BACKEND", "auto", ("auto", "codex", "offline")),  # type: ignore[arg-type]
             offline_model_url=e.get("PROXY_OFFLINE_MODEL_URL") or None,
@@ -173,9 +194,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             worker_shutdown_grace_ms=_int(e, "WORKER_SHUTDOWN_GRACE_MS", 3000, lo=0),
             worker_overload_retries=_int(e, "WORKER_OVERLOAD_RETRIES", 3, lo=0),
             worker_max_turns=_int(e, "WORKER_MAX_TURNS", 1000, lo=0),
+            worker_max_rss_mb=_int(e, "WORKER_MAX_RSS_MB", 1024, lo=0),
             enable_responses=_bool(e, "PROXY_ENABLE_RESPONSES", True),
             ignore_client_system_prompt=_bool(e, "PROXY_IGNORE_CLIENT_SYSTEM_PROMPT", False),
             max_body_bytes=_int(e, "PROXY_MAX_BODY_BYTES", 16 * 1024 * 1024, lo=1024),
+            max_json_depth=_int(e, "PROXY_MAX_JSON_DEPTH", 64, lo=4, hi=512),
+            max_input_items=_int(e, "PROXY_MAX_INPUT_ITEMS", 4096, lo=1),
+            max_content_parts=_int(e, "PROXY_MAX_CONTENT_PARTS", 16384, lo=1),
+            max_text_bytes=_int(e, "PROXY_MAX_TEXT_BYTES", 4 * 1024 * 1024, lo=1024),
+            max_tools=_int(e, "PROXY_MAX_TOOLS", 128, lo=0),
             request_timeout_ms=_int(e, "PROXY_TIMEOUT_MS", 300000, lo=1),
             stream_idle_timeout_ms=_int(e, "PROXY_STREAM_IDLE_TIMEOUT_MS", 300000, lo=1),
             idle_timeout_ms=_int(e, "PROXY_IDLE_TIMEOUT_MS", 300000, lo=1),
@@ -192,7 +219,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             enable_metrics=_bool(e, "PROXY_ENABLE_METRICS", True),
             metrics_token=e.get("PROXY_METRICS_TOKEN", ""),
             enable_cors=_bool(e, "PROXY_ENABLE_CORS", True),
-            cors_allowed_origins=_list(e, "PROXY_CORS_ALLOWED_ORIGINS", ("*",)),
+            cors_allowed_origins=_list(e, "PROXY_CORS_ALLOWED_ORIGINS", repo_cors_origins()),
             sandbox_mode=_choice(e, "PROXY_SANDBOX_MODE", "read-only", SANDBOX_MODES),
             allow_danger_full_access=_bool(e, "PROXY_ALLOW_DANGER_FULL_ACCESS", False),
             approval_policy=_approval(e),
@@ -275,6 +302,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.codex_workdir:
             return Path(self.codex_workdir).expanduser().resolve()
         return Path(tempfile.mkdtemp(prefix="codex-workdir-"))
+
+    def state_dir(self) -> Path:
+        """Root of the workers' private state dirs (wiped per worker life): configured, or a private temp dir."""
+        if self.codex_state_dir:
+            return Path(self.codex_state_dir).expanduser().resolve()
+        return Path(tempfile.mkdtemp(prefix="codex-state-"))
 
 
 class _Env(Mapping[str, str]):

@@ -172,7 +172,9 @@ class KeyStore:
 
     The key tuple is swapped atomically on reload, so concurrent lookups see either the old or the new
     set, never a half-loaded one. A keys file that becomes malformed or disappears keeps the last good
-    set serving (logged as an error) instead of locking everybody out mid-edit.
+    set serving (logged as an error) instead of locking everybody out mid-edit — and says so in `problem`
+    until a good file is loaded, which the app's /readyz, its metrics and authd's /readyz report (issue 13:
+    a revocation that broke the file used to keep the revoked key working with nothing visible).
     """
 
     def __init__(self, api_key: str | None, keys_file: Path | None) -> None:
@@ -184,6 +186,7 @@ class KeyStore:
         self._path = keys_file
         self._signature: tuple[int, int, int, int] | None = None
         self._from_file: tuple[_Key, ...] = ()
+        self.problem: str | None = None  # why the file on disk is not the set being served; None when it is
         if keys_file is not None:
             signature = _stat_signature(keys_file)
             if signature is None:
@@ -247,15 +250,18 @@ class KeyStore:
         if signature is None:
             logger.error("keys file %s disappeared; keeping the last loaded keys", self._path)
             self._signature = None
+            self.problem = f"keys file {self._path} disappeared; serving the last loaded keys"
             return False
         try:
             loaded = _parse_keys_file(self._path.read_bytes())
         except (OSError, KeysFileError) as exc:
             logger.error("keys file %s not reloaded, keeping the last loaded keys: %s", self._path, exc)
             self._signature = signature  # retry only after the next change, not on every call
+            self.problem = f"keys file {self._path} not loaded ({exc}); serving the last loaded keys"
             return False
         self._from_file = loaded
         self._signature = signature
         self._keys = self._merge()
+        self.problem = None
         logger.info("keys file %s reloaded: %d keys", self._path, len(loaded))
         return True

@@ -10,6 +10,7 @@ Responses are precomputed; the per-request work is a header lookup, one SHA-256 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,6 +26,7 @@ UNAUTHORIZED_BODY = (
 )
 NOT_FOUND_BODY = b'{"error":{"message":"not found","type":"invalid_request_error","param":null,"code":"not_found"}}'
 HEALTH_BODY = b'{"status":"ok"}'
+READY_BODY = b'{"ready":true,"reason":null}'
 
 Response = tuple[int, list[tuple[str, str]], bytes]
 
@@ -65,7 +67,19 @@ class Verifier:
             return (200, [("x-auth-user", name), ("cache-control", "no-store")], b"")
         if path == "/healthz":
             return self._health
+        if path == "/readyz":
+            return self._readiness()
         return self._not_found
+
+    def _readiness(self) -> Response:
+        """200 when the keys file on disk is the set being served; 503 naming the problem when an edit broke it
+        (the last good set keeps serving, so a revocation may not have taken effect: issue 13)."""
+        self._store.reload_if_changed()
+        problem = self._store.problem
+        if problem is None:
+            return (200, self._health[1], READY_BODY)
+        body = b'{"ready":false,"reason":' + json.dumps(problem).encode() + b"}"
+        return (503, self._health[1], body)
 
 
 def load_store(settings: Settings) -> KeyStore:

@@ -13,6 +13,7 @@ BENCHMARKS: dict[str, str] = {
     "authd": "bench.authd",
     "turns": "bench.turns",
     "usage": "bench.usage",
+    "bounds": "bench.bounds",
 }
 
 

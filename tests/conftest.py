@@ -67,7 +67,10 @@ def api(offline_model, tmp_path_factory):
     """
     from tests.api_harness import ApiServer, offline_env
 
-    env = offline_env(offline_model, PROXY_SSE_KEEPALIVE_MS="300", PROXY_KEY_REQUESTS_PER_MINUTE="0")
+    # `*` (an explicit opt-in since the default became cors-origins.txt) keeps the wildcard CORS rules under test.
+    env = offline_env(
+        offline_model, PROXY_SSE_KEEPALIVE_MS="300", PROXY_KEY_REQUESTS_PER_MINUTE="0", PROXY_CORS_ALLOWED_ORIGINS="*"
+    )
     server = ApiServer(tmp_path_factory.mktemp("api"), env).start()
     try:
         yield server

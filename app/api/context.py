@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from pathlib import Path
 
 from litestar import Request
@@ -19,6 +20,8 @@ from app.model_ids import ResolvedModel
 from app.settings import Settings
 from app.usage import UsageLog
 from authd.keys import USAGE_ALL, KeyStore, parse_bearer
+
+logger = logging.getLogger(__name__)
 
 
 class StreamGuard:
@@ -76,8 +79,15 @@ class ApiContext:
         if name is None:
             raise unauthorized()
         edge_user = request.headers.get("x-auth-user")
-        if edge_user and self.from_trusted_proxy(request):
-            name = edge_user[:128]
+        if edge_user is not None and (edge_user != name or not self.from_trusted_proxy(request)):
+            # authd names the same key the app just resolved, so a different name, or one from an untrusted
+            # address, is somebody choosing their identity (issue 13): ignored, the key's own name is recorded.
+            logger.warning(
+                "ignored X-Auth-User %r from %s: %s",
+                edge_user[:64],
+                request.client.host if request.client else "?",
+                "not a trusted proxy" if not self.from_trusted_proxy(request) else f"the key is {name!r}",
+            )
         request.scope.setdefault("state", {})["auth_user"] = name
         return name
 

@@ -48,13 +48,22 @@ def healthz(request: Request, state: State) -> Health | PublicHealth:
 
 @get("/readyz", sync_to_thread=False)
 def readyz(state: State) -> Response[Ready]:
+    """503 also while the keys file on disk is not the key set being served (a broken edit keeps the last good
+    set working, e.g. a key meant to be revoked): the operator must see it (issue 13)."""
     backend = state.api.backend
+    keys = state.api.keys
+    keys.reload_if_changed()
     maintenance = state.api.maintenance.on  # 503 so Traefik drains the host; requests in flight finish
-    ready = backend.ready and not maintenance
-    reason = state.api.maintenance.reason() if maintenance else backend.not_ready_reason()
+    problems = (
+        None if backend.ready else backend.not_ready_reason(),
+        keys.problem,
+        state.api.maintenance.reason() if maintenance else None,
+    )
+    reasons = [r for r in problems if r]
+    ready = not reasons
     body = Ready(
         ready=ready,
-        reason=None if ready else reason,
+        reason="; ".join(reasons) or None,
         backend_mode=backend.mode,
         ready_workers=backend.pool.ready_count if backend.pool else 0,
         maintenance=maintenance,

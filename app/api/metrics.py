@@ -62,6 +62,13 @@ def render(state: State) -> str:
         _line("codex_maintenance_mode", int(ctx.maintenance.on)),
         *_plan_lines(backend.quota.view()),
     ]
+    if ctx.keys.keys_file is not None:
+        ctx.keys.reload_if_changed()
+        out += [
+            "# HELP codex_api_keys_file_loaded 1 when the keys file on disk is the key set in use, 0 when it failed.",
+            "# TYPE codex_api_keys_file_loaded gauge",
+            _line("codex_api_keys_file_loaded", 0 if ctx.keys.problem else 1),
+        ]
     return "\n".join(out) + "\n"
 
 

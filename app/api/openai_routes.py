@@ -10,7 +10,7 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from app.api import limits
+from app.api import bounds, limits
 from app.api.context import ApiContext
 from app.api.pipeline import EncoderFactory, decode_body, execute, plan_or_error
 from app.errors import model_not_found, not_ready
@@ -39,13 +39,16 @@ async def _generate(
     plan: Callable[[B, ApiContext], TurnPlan],
     encoder: EncoderFactory,
 ) -> Response[bytes] | Stream:
-    """The one generation path: auth → per-key limits → decode → plan (validation) → execute in the wire format."""
+    """The one generation path: auth → per-key limits → bounds → decode → plan (validation) → execute."""
     ctx = _ctx(state)
     key = ctx.authenticate(request)
     ctx.maintenance.check()
 
     async def run() -> Response[bytes] | Stream:
-        body = decode_body(await request.body(), body_type)
+        raw = await request.body()
+        bounds.check_raw(raw, ctx.settings)  # nesting depth and array sizes, before the (recursive) decoder runs
+        body = decode_body(raw, body_type)
+        bounds.check_request(body, ctx.settings)  # items, content parts, tools, text bytes
         planned = plan_or_error(plan, body, ctx)
         return await execute(ctx, request, planned, encoder)
 

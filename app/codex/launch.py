@@ -6,6 +6,7 @@ whose config.toml was edited by hand still gives the model only the client's too
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -37,6 +38,53 @@ DISABLED_FEATURES = (
 TEMPLATE_FILES = ("config.toml", "AGENTS.md")
 # Secrets of the proxy itself never reach the children.
 SCRUBBED_ENV = ("PROXY_API_KEY", "PROXY_METRICS_TOKEN", "PROXY_API_KEYS_FILE")
+
+
+class WorkerState:
+    """Per-worker private directories for everything codex persists about requests (issue 13).
+
+    Measured with the pinned 0.169.0 binary: even with `ephemeral: true` threads and `thread/delete`, codex kept
+    each thread's preview (the user's first message) in `state_5.sqlite` + WAL and whole conversations in
+    `thread_history_1.sqlite` + WAL, all in CODEX_HOME, forever. Three settings stop that, each verified by
+    tests/codex/test_state_on_disk.py:
+
+    - `experimental_thread_store = {type = "in_memory"}`: threads (history, rollouts) live in the process only,
+      so no `thread_history_*.sqlite` and no `sessions/` rollout is written;
+    - `sqlite_home`: the state, goals, memories and queue databases go to this worker's private directory;
+    - `log_dir`: so does the log database (`logs_2.sqlite`).
+
+    The directory is wiped and recreated before every start of the worker and removed when it exits, so nothing
+    of a request outlives the child that served it. CODEX_HOME keeps only the login (`auth.json`), the
+    repo-managed `config.toml`/`AGENTS.md` and codex's install bookkeeping (`installation_id`, bundled skills).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, index: int) -> Path:
+        return self.root / f"worker-{index}"
+
+    def prepare(self, index: int) -> list[str]:
+        """Fresh, empty 0700 directory for worker `index`; returns the codex arguments that point into it."""
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory = self.path(index)
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(mode=0o700)
+        return state_args(directory, index)
+
+    def discard(self, index: int) -> None:
+        """The worker's child has exited: delete what it stored."""
+        shutil.rmtree(self.path(index), ignore_errors=True)
+
+
+def state_args(directory: Path, index: int) -> list[str]:
+    """`-c` overrides that keep codex's per-request state in `directory` (paths as TOML basic strings)."""
+    where = json.dumps(str(directory))
+    return [
+        *("-c", f'experimental_thread_store={{type="in_memory",id="worker-{index}"}}'),
+        *("-c", f"sqlite_home={where}"),
+        *("-c", f"log_dir={where}"),
+    ]
 
 
 class Backend(msgspec.Struct, frozen=True):

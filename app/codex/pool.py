@@ -14,9 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -38,6 +41,18 @@ def backoff_delays(
     while True:
         yield min(maximum, delay) * (1 - jitter + 2 * jitter * rng())
         delay = min(maximum, delay * factor)
+
+
+MEMORY_CHECK_INTERVAL = 0.25  # seconds between reads of a child's /proc/<pid>/statm
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def resident_bytes(pid: int) -> int | None:
+    """Resident set size of `pid` from procfs (a memory-backed read that never blocks), None once it is gone."""
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 # States from which a worker is not expected back soon: only then does a request fail without waiting.
@@ -122,6 +137,13 @@ class Worker:
         )
 
 
+class WorkerLife(Protocol):
+    """Per-life resources of a worker (app.codex.launch.WorkerState): made before each spawn, gone after exit."""
+
+    def prepare(self, index: int) -> list[str]: ...
+    def discard(self, index: int) -> None: ...
+
+
 class PoolConfig(msgspec.Struct, frozen=True, kw_only=True):
     argv: list[str]
     env: dict[str, str]
@@ -137,6 +159,8 @@ class PoolConfig(msgspec.Struct, frozen=True, kw_only=True):
     crash_loop_failures: int = 5
     shutdown_grace: float = 3.0
     max_turns: int = 0  # recycle a worker after this many turns (0 = never)
+    life: WorkerLife | None = None  # extra argv per life + a private state dir wiped around it
+    max_rss: int = 0  # bytes of resident memory after which a child is killed and replaced (0 = no limit)
     handshake_timeout: float = 0.0  # deadline for the `initialize` answer (0 = startup_timeout)
     restart_max: int = 0  # consecutive failures after which a worker is given up (0 = never)
 
@@ -271,9 +295,16 @@ class WorkerPool:
             worker.last_exit = WorkerExit(at=time.time(), code=None, reason=problem)
             worker.state, worker.reason = "misconfigured", problem
             return None
-        transport = ChildTransport(
-            self.config.argv, env=self.config.env, cwd=self.config.cwd, name=f"worker-{worker.index}"
-        )
+        argv = list(self.config.argv)
+        if self.config.life is not None:
+            try:
+                argv += self.config.life.prepare(worker.index)
+            except OSError as exc:
+                reason = f"cannot prepare the worker's private state directory: {exc}"
+                worker.last_exit = WorkerExit(at=time.time(), code=None, reason=reason)
+                worker.state, worker.reason = "misconfigured", reason
+                return None
+        transport = ChildTransport(argv, env=self.config.env, cwd=self.config.cwd, name=f"worker-{worker.index}")
         worker.transport = transport
         started = time.monotonic()
         try:
@@ -308,16 +339,17 @@ class WorkerPool:
             hung = asyncio.create_task(worker.hung.wait())
             recycle = asyncio.create_task(worker.recycle.wait())
             probe = asyncio.create_task(self._probe(client))
+            memory = asyncio.create_task(self._watch_memory(transport, on_hung))
             try:
                 await asyncio.wait({closed, hung, recycle}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for task in (closed, hung, recycle, probe):
+                for task in (closed, hung, recycle, probe, memory):
                     task.cancel()
-                await asyncio.gather(closed, hung, recycle, probe, return_exceptions=True)
+                await asyncio.gather(closed, hung, recycle, probe, memory, return_exceptions=True)
             if worker.recycle.is_set():
                 logger.info("codex worker %d served %d turns: recycling it", worker.index, worker.turns_served)
             if worker.hung.is_set():
-                logger.error("codex worker %d hung (%s): killing it", worker.index, worker.hung_reason)
+                logger.error("codex worker %d must go (%s): killing it", worker.index, worker.hung_reason)
                 transport.kill()
         except Exception as exc:
             if isinstance(exc, RpcTimeout):
@@ -352,6 +384,21 @@ class WorkerPool:
                     "thread/loaded/list", p.ThreadLoadedListParams(), timeout=self.config.request_timeout
                 )
 
+    async def _watch_memory(self, transport: ChildTransport, kill: Callable[[str], None]) -> None:
+        """Kill a child whose resident memory passes `max_rss` (issue 13): a runaway codex becomes an ordinary
+        worker failure — its callers get a clean error, the supervisor starts a fresh one — long before the
+        unit's MemoryMax= would have the kernel pick a victim, and also where no memory cgroup is enforced."""
+        if not self.config.max_rss or transport.pid is None:
+            return
+        while True:
+            await asyncio.sleep(MEMORY_CHECK_INTERVAL)
+            rss = resident_bytes(transport.pid)
+            if rss is None:
+                return  # the child is gone; the supervisor sees that on its own
+            if rss > self.config.max_rss:
+                kill(f"resident memory {rss // 2**20} MB over WORKER_MAX_RSS_MB={self.config.max_rss // 2**20}")
+                return
+
     async def _handshake(self, client: RpcClient) -> None:
         params = p.InitializeParams(
             client_info=p.ClientInfo(name=CLIENT_NAME, version=CLIENT_VERSION, title="Codex OpenAI-compatible API"),
@@ -380,6 +427,8 @@ class WorkerPool:
         with contextlib.suppress(Exception):
             if client is not None:
                 await client.aclose()
+        if self.config.life is not None:
+            self.config.life.discard(worker.index)  # the child is reaped: nothing of its requests stays
 
     # ---- dispatch ------------------------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@ OpenAI Agents SDK and client system prompts — real app, real codex, offline mo
 
 from __future__ import annotations
 
-import asyncio
 import json
+import subprocess
+import sys
 
 import openai
 import pytest
@@ -242,32 +243,47 @@ def test_with_ignore_client_system_prompt_it_does_not(ignoring_api):
 # ---- OpenAI Agents SDK -------------------------------------------------------------------------------------------
 
 
-def test_openai_agents_sdk_runs_an_agent_with_a_function_tool(api, offline_model):
-    from agents import Agent, OpenAIResponsesModel, RunConfig, Runner, function_tool, set_tracing_disabled
+AGENT_SCRIPT = """
+import asyncio, json, sys
+import openai
+from agents import Agent, OpenAIResponsesModel, RunConfig, Runner, function_tool, set_tracing_disabled
 
-    set_tracing_disabled(True)
-    seen: list[str] = []
+set_tracing_disabled(True)
+seen = []
 
-    @function_tool
-    def lookup_capital(country: str) -> str:
-        """The capital city of a country."""
-        seen.append(country)
-        return {"France": "Paris"}.get(country, "unknown")
+@function_tool
+def lookup_capital(country: str) -> str:
+    \"\"\"The capital city of a country.\"\"\"
+    seen.append(country)
+    return {"France": "Paris"}.get(country, "unknown")
 
-    async def run() -> str:
-        async with openai.AsyncOpenAI(
-            base_url=api.base_url + "/v1", api_key=api.headers()["Authorization"][7:], max_retries=0
-        ) as client:
-            agent = Agent(
-                name="geo",
-                instructions="Answer with the tool.",
-                tools=[lookup_capital],
-                model=OpenAIResponsesModel(model=MODEL, openai_client=client),
-            )
-            prompt = 'call lookup_capital {"country": "France"}'
-            result = await Runner.run(agent, prompt, run_config=RunConfig(tracing_disabled=True))
-            return result.final_output
+async def main():
+    async with openai.AsyncOpenAI(base_url=sys.argv[1], api_key=sys.argv[2], max_retries=0) as client:
+        agent = Agent(
+            name="geo",
+            instructions="Answer with the tool.",
+            tools=[lookup_capital],
+            model=OpenAIResponsesModel(model=sys.argv[3], openai_client=client),
+        )
+        result = await Runner.run(agent, sys.argv[4], run_config=RunConfig(tracing_disabled=True))
+        print(json.dumps({"seen": seen, "final": result.final_output}))
 
-    final_output = asyncio.run(run())
-    assert seen == ["France"]
-    assert final_output == "lookup_capital returned: Paris"
+asyncio.run(main())
+"""
+
+
+def test_openai_agents_sdk_runs_an_agent_with_a_function_tool(api, tmp_path):
+    """The Agents SDK is the client, in its own process (as an application would run it)."""
+    script = tmp_path / "agent.py"
+    script.write_text(AGENT_SCRIPT)
+    prompt = 'call lookup_capital {"country": "France"}'
+    key = api.headers()["Authorization"][7:]
+    proc = subprocess.run(
+        [sys.executable, str(script), api.base_url + "/v1", key, MODEL, prompt],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"seen": ["France"], "final": "lookup_capital returned: Paris"}

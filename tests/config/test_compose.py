@@ -144,6 +144,14 @@ def test_dev_codex_home_is_writable_and_health_checked() -> None:
     assert "/readyz" in " ".join(app["healthcheck"]["test"])
 
 
+def test_dev_stack_has_no_built_in_key() -> None:
+    """Issue 13: the old public `codex-local-secret` is gone; the key comes from the developer's environment."""
+    for svc in _load("compose.dev.yaml")["services"].values():
+        key = svc.get("environment", {}).get("PROXY_API_KEY")
+        if key is not None:
+            assert key.startswith("${PROXY_API_KEY:?"), key
+
+
 def test_prod_stack_takes_no_secret_inline() -> None:
     for svc in _load("compose.yaml")["services"].values():
         assert not {"PROXY_API_KEY"} & set(svc.get("environment", {}))

@@ -17,9 +17,19 @@ UNITS = REPO / "systemd"
 
 # Exposure ceilings (issue 3): authd and Traefik take the full hardening set; the app keeps what
 # Codex's bubblewrap sandbox needs (user + mount namespaces), so its ceiling is higher.
-THRESHOLDS = {"codex-api.service": 5.0, "codex-authd.service": 2.0, "traefik.service": 2.0}
+THRESHOLDS = {
+    "codex-api.service": 5.0,
+    "codex-authd.service": 2.0,
+    "traefik.service": 2.0,
+    "codex-origin-firewall.service": 2.0,
+}
 # Executables each unit starts; verify fails when ExecStart= points at a missing file.
-EXECUTABLES = ("opt/codex-api/venv/bin/python", "opt/codex-api/venv/bin/codex-authd", "opt/traefik/bin/traefik")
+EXECUTABLES = (
+    "opt/codex-api/venv/bin/python",
+    "opt/codex-api/venv/bin/codex-authd",
+    "opt/traefik/bin/traefik",
+    "usr/sbin/nft",
+)
 
 
 def _analyze() -> str:
@@ -99,3 +109,28 @@ def test_app_unit_keeps_what_bubblewrap_needs() -> None:
     assert not re.search(r"^SystemCallFilter=~.*@mount", text, re.M)
     for omitted in ("PrivateUsers=", "RestrictNamespaces="):
         assert re.search(rf"^#.*{omitted}", text, re.M), f"omission of {omitted} must be explained"
+
+
+def _value(text: str, key: str) -> str:
+    m = re.search(rf"^{key}=(\S+)$", text, re.M)
+    assert m, f"{key}= missing"
+    return m.group(1)
+
+
+def _bytes(value: str) -> int:
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+
+
+def test_app_unit_contains_a_runaway() -> None:
+    """Issue 13: memory and task ceilings, no swap, and an OOM kill is one worker's failure, not the service's.
+    The ceiling leaves room for the default workers at the app's own per-worker watchdog limit."""
+    from app.settings import Settings
+
+    text = (UNITS / "codex-api.service").read_text()
+    high, top = _bytes(_value(text, "MemoryHigh")), _bytes(_value(text, "MemoryMax"))
+    defaults = Settings()
+    assert defaults.worker_count * defaults.worker_max_rss_mb * 2**20 < high < top
+    assert _value(text, "MemorySwapMax") == "0"
+    assert _value(text, "OOMPolicy") == "continue"
+    assert 100 <= int(_value(text, "TasksMax")) <= 4096

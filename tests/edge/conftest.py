@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import REPO, free_port, wait_for
 from tests.edge.harness import (
+    API_HOST,
     Authd,
     Proc,
     RecordingUpstream,
@@ -126,6 +127,7 @@ def app(edge_dir: Path, keys: Keys) -> Iterator[App]:
         "PROXY_ENV": "dev",
         "PROXY_API_KEY": keys.default,
         "PROXY_API_KEYS_FILE": str(keys.file),
+        "PROXY_ALLOWED_HOSTS": API_HOST,  # Traefik passes the public Host through (passHostHeader)
         "CODEX_HOME": str(codex_home),
         "PROXY_WORKER_COUNT": "1",
     }

@@ -169,3 +169,22 @@ def test_lookup_compares_every_key(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         calls.clear()
         store.lookup(token)
         assert len(calls) == 5
+
+
+def test_a_broken_reload_is_reported_until_a_good_file_arrives(tmp_path: Path) -> None:
+    """Issue 13: the last good set keeps serving, but `problem` says the file on disk is not in force."""
+    path = write(tmp_path / "keys.json", [{"name": "alice", "sha256": digest("a-key")}])
+    store = KeyStore(None, path)
+    assert store.problem is None
+    path.write_text('{"keys": [{"name": "alice"')  # a revocation edit that broke the JSON
+    os.utime(path, ns=(2, 2))
+    store.reload_if_changed()
+    assert store.problem is not None and "not loaded" in store.problem and str(path) in store.problem
+    assert store.lookup("a-key") == "alice"  # still the last good set
+    path.unlink()
+    store.reload_if_changed()
+    assert store.problem is not None and "disappeared" in store.problem
+    write(path, [{"name": "bob", "sha256": digest("b-key")}])
+    store.reload_if_changed()
+    assert store.problem is None
+    assert (store.lookup("a-key"), store.lookup("b-key")) == (None, "bob")

@@ -281,3 +281,23 @@ def test_right_and_wrong_key_lookup_take_the_same_time(tmp_path: Path) -> None:
     # the estimate least disturbed by them (medians moved by 20-50 % on a loaded 2-core machine).
     r, w = min(right_means), min(wrong_means)
     assert abs(r - w) / w < 0.10, (r, w)
+
+
+def test_readyz_reports_a_broken_keys_file_until_it_is_fixed(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys.json"
+    secret_digest = hashlib.sha256(b"ready-key").hexdigest()
+    write_keys_file(keys_file, [_entry("ready", "ready-key")])
+    server = start_authd(tmp_path, {"PROXY_API_KEYS_FILE": str(keys_file)}, name="authd-ready")
+    try:
+        assert httpx.get(f"{server.url}/readyz").json() == {"ready": True, "reason": None}
+        keys_file.write_text('{"keys": [{"name": "ready", "sha256": "' + secret_digest + '"')  # truncated
+        r = wait_for(
+            lambda: (resp := httpx.get(f"{server.url}/readyz")).status_code == 503 and resp, what="authd /readyz 503"
+        )
+        assert "keys file" in r.json()["reason"]
+        assert secret_digest not in r.text
+        assert httpx.get(f"{server.url}/healthz").status_code == 200  # alive, just not in the intended state
+        write_keys_file(keys_file, [_entry("ready", "ready-key")])
+        wait_for(lambda: httpx.get(f"{server.url}/readyz").status_code == 200, what="authd /readyz 200 again")
+    finally:
+        server.proc.stop()

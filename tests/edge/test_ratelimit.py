@@ -136,3 +136,16 @@ def test_two_traefiks_share_the_limit_only_through_redis(
         assert 10 <= ok <= 13, statuses
     else:
         assert ok >= 19, statuses
+
+
+def test_public_health_route_is_rate_limited(tmp_path: Path, cert: tuple[Path, Path], authd: Authd, app: App) -> None:
+    """/healthz needs no key, so it had to have a limit too (issue 13: it was the one unthrottled route)."""
+    env = edge_env(app.url, authd.url, *cert, RATE_LIMIT_AVERAGE="1", RATE_LIMIT_BURST="3", RATE_LIMIT_PERIOD="10s")
+    traefik = start_traefik(tmp_path, env, cert[0])
+    try:
+        with traefik.client() as client:
+            statuses = [client.get("/healthz", extensions=traefik.ext).status_code for _ in range(8)]
+    finally:
+        traefik.proc.stop()
+    assert statuses[:3] == [200, 200, 200], statuses
+    assert 429 in statuses, statuses

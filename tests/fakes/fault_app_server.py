@@ -23,6 +23,9 @@ Behaviour (process-wide via env `FAULT_MODE`, or for one turn via `fault:<mode>`
   an unknown `item/fault/unknownRequest` server request, and streams only once both are answered.
 - `slow` / `fault:slow`: `FAULT_DELTAS` (default 50) deltas `FAULT_DELTA_INTERVAL_MS` (default 50) apart, which
   leaves time for `turn/interrupt`.
+- `fault:allocate`: after the first delta, a runaway: touches `FAULT_ALLOCATE_STEP_MB` (default 16) more MB of
+  resident memory every 10 ms, up to `FAULT_ALLOCATE_MAX_MB` (default 2048), and never finishes the turn — for
+  the memory watchdog and the unit's MemoryMax= (issue 13).
 
 Every received message is appended to `FAULT_LOG` (JSON lines `{"pid", "t", "message"}`) when set, so tests can
 assert e.g. that `turn/interrupt` or the answer to a server request arrived.
@@ -81,6 +84,21 @@ def noise() -> None:
     write_raw("[1, 2, 3]")
     write_raw('{"method": "fault/unknownNotification", "params": {"x": 1}}')
     write_raw("{truncated")
+
+
+_hoard: list[bytes] = []
+
+
+def allocate_forever() -> None:
+    """Grow resident memory until something kills this process (filled bytes: every page really touched)."""
+    step = env_int("FAULT_ALLOCATE_STEP_MB", 16) << 20
+    limit = env_int("FAULT_ALLOCATE_MAX_MB", 2048) << 20
+    sys.stderr.write("fault_app_server: allocating without bound as asked\n")
+    sys.stderr.flush()
+    while len(_hoard) * step < limit:
+        _hoard.append(b"\x01" * step)
+        time.sleep(0.01)
+    hang_forever()
 
 
 def start_hanging() -> None:
@@ -281,6 +299,8 @@ class Server:
                 sys.stderr.write("fault_app_server: crashing mid-turn as asked\n")
                 sys.stderr.flush()
                 os._exit(1)
+            if fault == "allocate":
+                allocate_forever()
             if fault == "malformed":
                 noise()
             if fault == "oversized" and i == 0:

@@ -5,18 +5,27 @@ from __future__ import annotations
 import pytest
 
 from app.settings import DEV_API_KEY, ConfigError, Settings
+from tests.conftest import REPO
 
 
 def test_defaults_are_dev_on_loopback():
     s = Settings.from_env({})
+    # No key configured: the app generates a private dev key at start (app.devkey), never a built-in one.
     assert (s.env, s.host, s.port, s.api_key, s.codex_home, s.worker_count) == (
         "dev",
         "127.0.0.1",
         11435,
-        DEV_API_KEY,
+        "",
         ".codev",
         2,
     )
+
+
+def test_cors_defaults_to_the_repo_allowlist_not_a_wildcard():
+    origins = Settings.from_env({}).cors_allowed_origins
+    listed = [line for line in (REPO / "cors-origins.txt").read_text().splitlines() if line and line[0] != "#"]
+    assert origins == tuple(listed)
+    assert "*" not in origins
 
 
 def test_prod_uses_the_prod_codex_home():
