@@ -14,8 +14,10 @@ import sys
 from app.main import create_app
 from app.settings import Settings
 from app.api.edge import EdgeMiddleware
+from app.api.hostguard import HostGuard
 app = create_app(Settings.from_env({"CODEX_HOME": sys.argv[1]}))
-assert type(app.asgi_handler) is EdgeMiddleware, type(app.asgi_handler)
+outer = app.asgi_handler
+assert type(outer) is HostGuard and type(outer.app) is EdgeMiddleware, (type(outer), type(outer.app))
 loaded = sorted(m for m in sys.modules if m.startswith(("opentelemetry.sdk", "opentelemetry.exporter", "google")))
 assert loaded == [], loaded
 print("ok")
