@@ -11,14 +11,25 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
 
 from app.codex import protocol as p
-from app.codex.launch import Backend, WorkerState, build_argv, build_env, has_login, prepare_codex_home
+from app.codex.launch import Backend, Policy, WorkerState, build_argv, build_env, has_login, prepare_codex_home
 from app.codex.pool import PoolConfig, PoolNotReady, WorkerPool, WorkerStatus
-from app.codex.turn import InFlight, OpenTurn, TurnRequest, TurnSession, TurnSource, TurnTasks
+from app.codex.turn import (
+    InFlight,
+    OpenTurn,
+    TurnFailed,
+    TurnFinished,
+    TurnRequest,
+    TurnSession,
+    TurnSource,
+    TurnTasks,
+    Usage,
+)
 from app.offline_model import OfflineModel
 from app.quota import PlanQuota
 from app.settings import Settings
@@ -44,6 +55,7 @@ class ModelBackend:
         self.state: WorkerState | None = None
         self._models_task: asyncio.Task[None] | None = None
         self.quota = PlanQuota()  # the plan's windows, fed by every worker's account/rateLimits notifications
+        self._finishing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         s = self.settings
@@ -64,7 +76,8 @@ class ModelBackend:
             self.mode = "misconfigured"
             return
         backend = await self._choose_backend()
-        argv = build_argv(s.codex_bin, backend)
+        policy = Policy(sandbox_mode=s.sandbox_mode, approval_policy=s.approval_policy, force_provider=s.force_provider)
+        argv = build_argv(s.codex_bin, backend, policy)
         env = build_env(os.environ, self.codex_home, backend)
         config = PoolConfig(
             argv=argv,
@@ -83,6 +96,8 @@ class ModelBackend:
             max_turns=s.worker_max_turns,
             life=self.state,
             max_rss=s.worker_max_rss_mb * 2**20,
+            handshake_timeout=s.worker_handshake_timeout_ms / 1000,
+            restart_max=s.worker_restart_max,
         )
         self.pool = WorkerPool(config, preflight=self._preflight, observe=self.quota.observers())
         await self.pool.start()
@@ -91,10 +106,15 @@ class ModelBackend:
 
     async def _choose_backend(self) -> Backend:
         s = self.settings
-        use_offline = s.backend == "offline" or (s.backend == "auto" and not has_login(self.codex_home))
+        # A forced provider brings its own credentials (config.toml), so it needs no ChatGPT login.
+        no_login = not has_login(self.codex_home) and not s.force_provider
+        use_offline = s.backend == "offline" or (s.backend == "auto" and no_login)
         if not use_offline:
             self.mode = "codex"
-            logger.info("model backend: the Codex login in %s", self.codex_home)
+            if s.force_provider:
+                logger.info("model backend: provider %s (CODEX_FORCE_PROVIDER)", s.force_provider)
+            else:
+                logger.info("model backend: the Codex login in %s", self.codex_home)
             return Backend(mode="codex")
         self.mode = "offline"
         url = s.offline_model_url
@@ -163,14 +183,38 @@ class ModelBackend:
         s = self.settings
         session = TurnSession(
             self.pool,
-            req,
+            msgspec.structs.replace(req, sandbox=s.sandbox_mode, approval_policy=s.approval_policy),
             overload_retries=s.worker_overload_retries,
             usage_grace=s.usage_grace_ms / 1000,
             in_flight=self.in_flight,
         )
         return await self.turns.open(session)
 
+    def let_finish(self, turn: OpenTurn, done: Callable[[str, Usage | None], None], deadline: float) -> None:
+        """PROXY_KILL_ON_DISCONNECT=false: nobody reads this turn any more, but it runs on to its own end (at most
+        until `deadline`, monotonic) instead of being interrupted; then `done("cancelled", usage)` and release."""
+        task = asyncio.get_running_loop().create_task(self._finish(turn, done, deadline), name="turn-finish")
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
+
+    async def _finish(self, turn: OpenTurn, done: Callable[[str, Usage | None], None], deadline: float) -> None:
+        usage: Usage | None = None
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                while (event := await turn.next_event()) is not None:
+                    if isinstance(event, TurnFinished):
+                        usage = event.usage
+        except (TimeoutError, TurnFailed):
+            pass  # past the request deadline, or the worker was lost: record what is known
+        finally:
+            done("cancelled", usage)
+            turn.release()
+
     async def stop(self) -> None:
+        for task in list(self._finishing):
+            task.cancel()
+        if self._finishing:
+            await asyncio.wait(self._finishing, timeout=self.settings.worker_shutdown_grace_ms / 1000 + 2)
         await self.turns.aclose(timeout=self.settings.worker_shutdown_grace_ms / 1000 + 2)
         if self._models_task is not None:
             self._models_task.cancel()

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 
 from litestar import Litestar
 
+from app import tracing
 from app.api import health, metrics, openai_routes, usage_routes
 from app.api.context import ApiContext
 from app.api.edge import EdgeMiddleware
@@ -29,10 +30,15 @@ def create_app(settings: Settings | None = None, *, turns: TurnSource | None = N
     """`turns` replaces the Codex pool with another source of turn events (the in-process test seam)."""
     settings = ensure_dev_key(settings or Settings.from_env())
     configure_logging(settings)
+    for warning in settings.startup_warnings:  # the older implementation's variables (app.legacy_env), once each
+        logger.warning("configuration: %s", warning)
     ctx = ApiContext(settings, turns)
+    traces = tracing.setup(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if traces is not None:
+            traces.start()
         await asyncio.to_thread(ctx.usage.load_today)  # today's tokens per key, for the token budgets
         await ctx.backend.start()
         try:
@@ -41,6 +47,8 @@ def create_app(settings: Settings | None = None, *, turns: TurnSource | None = N
             await ctx.backend.stop()
             await asyncio.to_thread(ctx.usage.close)  # write the queued usage records
             await ctx.images.aclose()
+            if traces is not None:
+                traces.shutdown()
 
     routes = [*health.ROUTES, *openai_routes.ROUTES, *usage_routes.ROUTES]
     if settings.enable_responses:
@@ -67,6 +75,8 @@ def create_app(settings: Settings | None = None, *, turns: TurnSource | None = N
         allowed_origins=settings.cors_allowed_origins,
         observe=ctx.metrics.observe_request,
     )
+    if traces is not None:
+        app.asgi_handler = tracing.TracingMiddleware(app.asgi_handler, traces)
     # Outermost: a request for a foreign Host (DNS rebinding) is refused before anything else sees it.
     app.asgi_handler = HostGuard(app.asgi_handler, settings.allowed_hosts)
     return app

@@ -3,6 +3,11 @@
 `Settings.from_env()` is called once by the app factory (and by `python -m app`); tests build a `Settings`
 directly with `Settings.for_tests(...)`/`msgspec.structs.replace`. Every variable is listed in the README's
 configuration table, with the same default as here.
+
+The readers read through `_Env`, which records every name they look up: that record *is* the set of variables
+this app knows, so the older implementation's variables (app.legacy_env) and unknown `PROXY_*`/`WORKER_*`/
+`CODEX_*` names are told apart without a hand-kept list. Read each variable unconditionally (no `if` around a
+lookup), so a set variable is never reported unknown just because another one is off.
 """
 
 from __future__ import annotations
@@ -10,14 +15,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import platform
+import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Literal
 
 import msgspec
 
-from app import model_ids
+from app import legacy_env, model_ids
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The old public dev key: refused in prod; dev now generates a private one (app.devkey) when none is set.
@@ -34,6 +40,10 @@ OUTPUT_MODE_SPELLINGS: dict[str, OutputModeName] = {
 DEV_API_KEY = "codex-local-secret"
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
+# codex 0.169.0 has no `on-failure` any more (AskForApproval in app/codex/schema); the old value is refused by name.
+APPROVAL_POLICIES = ("never", "on-request", "untrusted")
+_PROVIDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class ConfigError(ValueError):
@@ -147,6 +157,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     enable_cors: bool = True
     cors_allowed_origins: tuple[str, ...] = msgspec.field(default_factory=repo_cors_origins)
 
+    # Brought over from the older implementation (issue 12; README migration table).
+    sandbox_mode: str = "read-only"
+    allow_danger_full_access: bool = False
+    approval_policy: str = "never"
+    force_provider: str | None = None
+    default_stream: bool = False
+    worker_handshake_timeout_ms: int = 0  # 0: the startup timeout bounds `initialize`
+    worker_restart_max: int = 0  # consecutive failures before a worker is given up; 0 = never
+    kill_on_disconnect: bool = True
+    usage_allow_unauth: bool = False
+    metrics_allow_loopback: bool = True
+    maintenance_mode: bool = False
+    maintenance_file: str | None = None
+    maintenance_retry_after_s: int = 60
+    otel_enabled: bool = False
+    otel_endpoint: str | None = None  # the full traces URL
+    otel_service_name: str = "codex-openai-api"
+    # What from_env noticed about the older implementation's variables; create_app logs each once.
+    startup_warnings: tuple[str, ...] = ()
+
     @property
     def codex_home_path(self) -> Path:
         return Path(self.codex_home).expanduser().resolve()
@@ -154,8 +184,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every PROXY_*/CODEX_*/WORKER_* variable; raise ConfigError naming the bad one."""
-        e = os.environ if environ is None else environ
-        env = _choice(e, "PROXY_ENV", "dev", ("dev", "prod"))
+        raw = os.environ if environ is None else environ
+        aliased, refusals = legacy_env.with_aliases(raw)
+        e = _Env(aliased)
+        node_prod = e.get("NODE_ENV", "").strip().lower() == "production"  # the old prod-like rule, PROXY_ENV unset
+        env = _choice(e, "PROXY_ENV", "prod" if node_prod else "dev", ("dev", "prod"))
         prod = env == "prod"
         settings = cls(
             env=env,  # type: ignore[arg-type]
@@ -226,7 +259,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             metrics_token=e.get("PROXY_METRICS_TOKEN", ""),
             enable_cors=_bool(e, "PROXY_ENABLE_CORS", True),
             cors_allowed_origins=_list(e, "PROXY_CORS_ALLOWED_ORIGINS", repo_cors_origins()),
+            sandbox_mode=_choice(e, "PROXY_SANDBOX_MODE", "read-only", SANDBOX_MODES),
+            allow_danger_full_access=_bool(e, "PROXY_ALLOW_DANGER_FULL_ACCESS", False),
+            approval_policy=_approval(e),
+            force_provider=_provider(e),
+            default_stream=_bool(e, "PROXY_DEFAULT_STREAM", False),
+            worker_handshake_timeout_ms=_int(e, "WORKER_HANDSHAKE_TIMEOUT_MS", 0, lo=0),
+            worker_restart_max=_int(e, "WORKER_RESTART_MAX", 0, lo=0),
+            kill_on_disconnect=_bool(e, "PROXY_KILL_ON_DISCONNECT", True),
+            usage_allow_unauth=_bool(e, "PROXY_USAGE_ALLOW_UNAUTH", False),
+            metrics_allow_loopback=_bool(e, "PROXY_METRICS_ALLOW_LOOPBACK", True),
+            maintenance_mode=_bool(e, "PROXY_MAINTENANCE_MODE", False),
+            maintenance_file=e.get("PROXY_MAINTENANCE_FILE") or None,
+            maintenance_retry_after_s=_int(e, "PROXY_MAINTENANCE_RETRY_AFTER", 60, lo=1, hi=86400),
+            otel_enabled=_bool(e, "PROXY_ENABLE_OTEL", _bool(e, "OTEL_ENABLED", False)),
+            otel_endpoint=_otel_endpoint(e),
+            otel_service_name=e.get("PROXY_OTEL_SERVICE_NAME") or "codex-openai-api",
         )
+        found = legacy_env.review(raw, read=e.seen)
+        refusals += found.refusals
+        if refusals:
+            raise ConfigError("; ".join(refusals))
+        settings = msgspec.structs.replace(settings, startup_warnings=tuple(found.warnings))
         settings.check()
         return settings
 
@@ -247,6 +301,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     f"PROXY_MODEL_ALIASES: {alias}={target}: {target!r} is not a model id this API accepts "
                     "(use an advertised id such as codex-5 or codex-5-high)"
                 )
+        if self.env == "prod" and self.usage_allow_unauth:
+            raise ConfigError(
+                "PROXY_USAGE_ALLOW_UNAUTH=true is refused with PROXY_ENV=prod: usage would be readable by anyone; "
+                "it is for dev only"
+            )
+        if self.sandbox_mode == "danger-full-access" and not self.allow_danger_full_access:
+            raise ConfigError(
+                "PROXY_SANDBOX_MODE=danger-full-access lets the model act on the host without a sandbox; it needs the "
+                "second opt-in PROXY_ALLOW_DANGER_FULL_ACCESS=true (or use read-only, the default)"
+            )
+        if self.force_provider and self.backend == "offline":
+            raise ConfigError("CODEX_FORCE_PROVIDER cannot be used with PROXY_BACKEND=offline: choose one")
+        if self.otel_enabled and not self.otel_endpoint:
+            raise ConfigError(
+                "PROXY_ENABLE_OTEL=true needs a collector: set PROXY_OTEL_EXPORTER_URL (the traces URL, e.g. "
+                "http://127.0.0.1:4318/v1/traces) or OTEL_EXPORTER_OTLP_ENDPOINT"
+            )
 
         if self.env == "prod" and self.image_fetch_test_allowlist:
             raise ConfigError(
@@ -274,6 +345,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """The usage NDJSON file: configured, or inside the private Codex home."""
         return Path(self.usage_log).expanduser().resolve() if self.usage_log else self.codex_home_path / "usage.ndjson"
 
+    @property
+    def maintenance_path(self) -> Path:
+        """The maintenance switch file: configured, or `maintenance` in the Codex home (read on every check)."""
+        if self.maintenance_file:
+            return Path(self.maintenance_file).expanduser().resolve()
+        return self.codex_home_path / "maintenance"
+
     def workdir(self) -> Path:
         """The children's cwd: configured, or a private (0700) temp dir made once per process."""
         if self.codex_workdir:
@@ -285,6 +363,60 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.codex_state_dir:
             return Path(self.codex_state_dir).expanduser().resolve()
         return Path(tempfile.mkdtemp(prefix="codex-state-"))
+
+
+class _Env(Mapping[str, str]):
+    """The environment as the readers see it; `seen` records every name they looked up (the known variables)."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        self.seen: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.seen.add(name)
+        return self._environ[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._environ)
+
+    def __len__(self) -> int:
+        return len(self._environ)
+
+    def prefixed(self, prefix: str) -> dict[str, str]:
+        """Every variable under `prefix` (for readers of families like PROXY_RATE_LIMIT_<KEY>), recorded as read."""
+        found = {k: v for k, v in self._environ.items() if k.startswith(prefix)}
+        self.seen.update(found)
+        return found
+
+
+def _approval(e: Mapping[str, str]) -> str:
+    value = e.get("PROXY_APPROVAL_POLICY", "").strip().lower() or "never"
+    if value == "on-failure":
+        raise ConfigError(
+            "PROXY_APPROVAL_POLICY=on-failure is not supported by codex 0.169.0: use never (the default), on-request "
+            "or untrusted"
+        )
+    if value not in APPROVAL_POLICIES:
+        raise ConfigError(f"PROXY_APPROVAL_POLICY={value!r} must be one of {', '.join(APPROVAL_POLICIES)}")
+    return value
+
+
+def _provider(e: Mapping[str, str]) -> str | None:
+    value = e.get("CODEX_FORCE_PROVIDER", "").strip()
+    if value and not _PROVIDER_ID.fullmatch(value):
+        raise ConfigError(f"CODEX_FORCE_PROVIDER={value!r} is not a provider id (letters, digits, `_`, `-`, `.`)")
+    return value or None
+
+
+def _otel_endpoint(e: Mapping[str, str]) -> str | None:
+    """PROXY_OTEL_EXPORTER_URL is the traces URL itself; OTEL_EXPORTER_OTLP_ENDPOINT is a base URL (OTel spec)."""
+    url = e.get("PROXY_OTEL_EXPORTER_URL", "").strip()
+    base = e.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+    if not url and base:
+        url = base.rstrip("/") + "/v1/traces"
+    if url and not url.startswith(("http://", "https://")):
+        raise ConfigError(f"PROXY_OTEL_EXPORTER_URL={url!r} must be an http(s) URL (OTLP/HTTP)")
+    return url or None
 
 
 def _bool(e: Mapping[str, str], name: str, default: bool) -> bool:

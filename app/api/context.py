@@ -11,6 +11,7 @@ from litestar import Request
 from app import model_ids
 from app.api import request_note
 from app.api.limits import KeyLimiter
+from app.api.maintenance import Maintenance
 from app.api.metrics_store import Metrics
 from app.backend import ModelBackend
 from app.codex.turn import TurnSource
@@ -68,6 +69,9 @@ class ApiContext:
             timeout_s=settings.image_fetch_timeout_ms / 1000,
             concurrency=settings.image_fetch_concurrency,
             backend=GuardedBackend(parse_allowlist(settings.image_fetch_test_allowlist)),
+        )
+        self.maintenance = Maintenance(
+            settings.maintenance_mode, settings.maintenance_path, settings.maintenance_retry_after_s
         )
 
     def may_read_all_usage(self, name: str) -> bool:

@@ -14,6 +14,7 @@ class Health(msgspec.Struct):
     ok: bool
     backend: BackendHealth
     plan: PlanQuotaView  # the ChatGPT plan's 5-hour / weekly windows as Codex last reported them
+    maintenance: bool = False
 
 
 class PublicHealth(msgspec.Struct):
@@ -29,6 +30,7 @@ class Ready(msgspec.Struct):
     reason: str | None
     backend_mode: str
     ready_workers: int
+    maintenance: bool = False
 
 
 @get("/healthz", sync_to_thread=False)
@@ -39,7 +41,9 @@ def healthz(request: Request, state: State) -> Health | PublicHealth:
     if request.headers.get("x-forwarded-for") is not None:
         ready = sum(1 for w in health.workers if w.ready)
         return PublicHealth(ok=health.ready, backend_mode=health.backend_mode, ready_workers=ready)
-    return Health(ok=health.ready, backend=health, plan=state.api.backend.quota.view())
+    return Health(
+        ok=health.ready, backend=health, plan=state.api.backend.quota.view(), maintenance=state.api.maintenance.on
+    )
 
 
 @get("/readyz", sync_to_thread=False)
@@ -49,13 +53,20 @@ def readyz(state: State) -> Response[Ready]:
     backend = state.api.backend
     keys = state.api.keys
     keys.reload_if_changed()
-    reasons = [r for r in (None if backend.ready else backend.not_ready_reason(), keys.problem) if r]
+    maintenance = state.api.maintenance.on  # 503 so Traefik drains the host; requests in flight finish
+    problems = (
+        None if backend.ready else backend.not_ready_reason(),
+        keys.problem,
+        state.api.maintenance.reason() if maintenance else None,
+    )
+    reasons = [r for r in problems if r]
     ready = not reasons
     body = Ready(
         ready=ready,
         reason="; ".join(reasons) or None,
         backend_mode=backend.mode,
         ready_workers=backend.pool.ready_count if backend.pool else 0,
+        maintenance=maintenance,
     )
     return Response(body, status_code=200 if ready else 503)
 

@@ -57,6 +57,9 @@ def render(state: State) -> str:
         "# HELP codex_worker_restarts_total app-server restarts since start.",
         "# TYPE codex_worker_restarts_total counter",
         _line("codex_worker_restarts_total", sum(w.restarts for w in pool.workers) if pool else 0),
+        "# HELP codex_maintenance_mode 1 while maintenance mode is on (generation routes answer 503).",
+        "# TYPE codex_maintenance_mode gauge",
+        _line("codex_maintenance_mode", int(ctx.maintenance.on)),
         *_plan_lines(backend.quota.view()),
     ]
     if ctx.keys.keys_file is not None:
@@ -94,11 +97,13 @@ def _plan_lines(plan: PlanQuotaView) -> list[str]:
     ]
 
 
-def _allowed(request: Request, token: str) -> bool:
+def _allowed(request: Request, token: str, allow_loopback: bool = True) -> bool:
     if token:
         header = request.headers.get("authorization", "")
         if hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
             return True
+    if not allow_loopback:  # PROXY_METRICS_ALLOW_LOOPBACK=false: the token is needed from everywhere
+        return False
     host = request.client.host if request.client else ""
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -108,7 +113,8 @@ def _allowed(request: Request, token: str) -> bool:
 
 @get("/metrics", sync_to_thread=False)
 def metrics(request: Request, state: State) -> Response[str]:
-    if not _allowed(request, state.api.settings.metrics_token):
+    s = state.api.settings
+    if not _allowed(request, s.metrics_token, s.metrics_allow_loopback):
         raise ApiError(
             403, "metrics are served to loopback or with PROXY_METRICS_TOKEN", type="permission_error", code="forbidden"
         )

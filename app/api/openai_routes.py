@@ -49,6 +49,7 @@ async def _generate(
     images → execute in the request's wire format and output mode."""
     ctx = _ctx(state)
     key = ctx.authenticate(request)
+    ctx.maintenance.check()
     mode = output_mode(request, default_mode)
 
     async def run() -> Response[bytes] | Stream:
@@ -97,7 +98,7 @@ def _plan_chat(body: ChatCompletionRequest, ctx: ApiContext, mode: OutputMode) -
         body,
         ctx.resolve_model,
         ignore_client_system_prompt=ctx.settings.ignore_client_system_prompt,
-        default_stream=False,
+        default_stream=ctx.settings.default_stream,
         output_mode=mode,
         fetch_images=ctx.settings.fetch_image_urls,
     )
@@ -125,7 +126,9 @@ async def chat_completions(request: Request, state: State) -> Response[bytes] | 
 
 @head("/v1/chat/completions", status_code=200)
 async def chat_completions_head(request: Request, state: State) -> Response[None]:
-    _ctx(state).authenticate(request)
+    ctx = _ctx(state)
+    ctx.authenticate(request)
+    ctx.maintenance.check()
     return Response(None, media_type=JSON)
 
 
@@ -144,6 +147,7 @@ async def responses(request: Request, state: State) -> Response[bytes] | Stream:
 async def responses_head(request: Request, state: State) -> Response[None]:
     ctx = _ctx(state)
     ctx.authenticate(request)
+    ctx.maintenance.check()
     if not ctx.backend.ready:
         raise not_ready(ctx.backend.not_ready_reason())
     return Response(None, media_type=JSON)

@@ -19,6 +19,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.response import Stream
 
+from app import tracing
 from app.api.context import ApiContext
 from app.codex.pool import PoolBusy, PoolNotReady
 from app.codex.turn import (
@@ -220,7 +221,7 @@ class TurnRecorder:
         self.ctx.metrics.observe_turn(outcome, usage)
         u = usage or Usage()
         self.ctx.usage.append(
-            UsageRecord(
+            record := UsageRecord(
                 ts=int(time.time() * 1000),
                 request_id=self.request_id,
                 route=self.route,
@@ -236,6 +237,7 @@ class TurnRecorder:
                 total_tokens=u.total_tokens,
             )
         )
+        tracing.record(record)
 
 
 async def execute(
@@ -255,11 +257,15 @@ async def execute(
     relay = Relay(plan, encoder(plan, OutputAccumulator()), stream=plan.stream)
     deadline = time.monotonic() + s.request_timeout_ms / 1000
     if not plan.stream:
+        gone = False
         try:
             return await _collect(recorder, turn, relay, idle=s.idle_timeout_ms / 1000, deadline=deadline)
+        except asyncio.CancelledError:
+            gone = True  # the server cancelled the handler: the client went away
+            raise
         finally:
             # The owner interrupts/unsubscribes/deletes after this: the client never waits for codex's clean-up.
-            turn.release()
+            _let_go(ctx, recorder, turn, deadline, client_gone=gone)
     keepalive = (
         s.sse_keepalive_ms / 1000 if s.sse_keepalive_ms and request.headers.get("x-no-keepalive") != "1" else None
     )
@@ -356,8 +362,18 @@ async def _stream(
         for frame in relay.enc.failure(_detail(err)):
             yield frame
     finally:
-        recorder.finish(outcome, None)  # no-op unless nothing above recorded: the client went away
         # The SSE slot is the client's: free it in the same step as the in-flight gauge drops, so a client that
         # saw the gauge at 0 is not refused with a 429; the turn's owner cleans up after the response.
         ctx.streams.release()
-        turn.release()
+        _let_go(ctx, recorder, turn, deadline, client_gone=outcome == "cancelled")
+
+
+def _let_go(ctx: ApiContext, recorder: TurnRecorder, turn: OpenTurn, deadline: float, *, client_gone: bool) -> None:
+    """The response is done with the turn. When the client went away the turn is interrupted — unless
+    PROXY_KILL_ON_DISCONNECT=false: then it runs on to its own end (bounded by the request deadline), its output is
+    dropped (a stateless API has no one to give it to) and its exact usage is recorded as `cancelled`."""
+    if client_gone and not ctx.settings.kill_on_disconnect:
+        ctx.backend.let_finish(turn, recorder.finish, deadline)
+        return
+    recorder.finish("cancelled", None)  # no-op unless nothing recorded yet: the client went away
+    turn.release()

@@ -37,6 +37,14 @@ def _scope(ctx: ApiContext, name: str, key: str | None) -> str | None:
     return name
 
 
+def _caller_scope(ctx: ApiContext, request: Request, key: str | None) -> str | None:
+    """The caller's scope; with PROXY_USAGE_ALLOW_UNAUTH (dev only, refused in prod) a request without a bearer
+    reads like the single-key admin, as the older implementation's open usage endpoints did."""
+    if ctx.settings.usage_allow_unauth and not request.headers.get("authorization"):
+        return key or None
+    return _scope(ctx, ctx.authenticate(request), key)
+
+
 @get("/v1/usage", sync_to_thread=True)
 def usage(
     request: Request,
@@ -47,8 +55,7 @@ def usage(
     key: FromQuery[str | None] = None,
 ) -> UsageSummary:
     ctx: ApiContext = state.api
-    name = ctx.authenticate(request)
-    only = _scope(ctx, name, key)
+    only = _caller_scope(ctx, request, key)
     try:
         start_ms = parse_time(start, 0)
         end_ms = parse_time(end, int(time.time() * 1000) + 1)
@@ -66,8 +73,7 @@ def usage_raw(
     key: FromQuery[str | None] = None,
 ) -> UsageEvents:
     ctx: ApiContext = state.api
-    name = ctx.authenticate(request)
-    return UsageEvents(data=ctx.usage.tail(limit, key=_scope(ctx, name, key)))
+    return UsageEvents(data=ctx.usage.tail(limit, key=_caller_scope(ctx, request, key)))
 
 
 ROUTES = [usage, usage_raw]

@@ -112,14 +112,27 @@ def prepare_codex_home(codex_home: Path) -> None:
             target.chmod(0o600)
 
 
-def build_argv(codex_bin: str, backend: Backend) -> list[str]:
+class Policy(msgspec.Struct, frozen=True, kw_only=True):
+    """What the operator configured for every thread (PROXY_SANDBOX_MODE, PROXY_APPROVAL_POLICY,
+    CODEX_FORCE_PROVIDER); the values are validated by app.settings before they get here."""
+
+    sandbox_mode: str = "read-only"
+    approval_policy: str = "never"
+    force_provider: str | None = None
+
+
+def build_argv(codex_bin: str, backend: Backend, policy: Policy | None = None) -> list[str]:
+    policy = policy or Policy()
     argv = [codex_bin, "app-server"]
     for feature in DISABLED_FEATURES:
         argv += ["--disable", feature]
     # `--disable multi_agent` is deprecated (logged as an ERROR); `agents.enabled=false` removes the subagent tools.
     argv += ["-c", 'web_search="disabled"', "-c", "agents.enabled=false"]
+    argv += ["-c", f'sandbox_mode="{policy.sandbox_mode}"', "-c", f'approval_policy="{policy.approval_policy}"']
     if backend.mode == "offline" and backend.offline_base_url:
         argv += provider_args(backend.offline_base_url)
+    elif policy.force_provider:
+        argv += ["-c", f'model_provider="{policy.force_provider}"']
     return argv
 
 

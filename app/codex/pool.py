@@ -5,7 +5,8 @@ ready only after `initialize` was answered and `initialized` sent. Requests leas
 worker; a full pool waits up to the queue timeout and then fails with `PoolBusy`. Restarts back off
 exponentially with jitter; the delay resets after a healthy period; too many quick failures in a row mark the
 worker as crash-looping (not ready, with the reason shown on /readyz) while it keeps retrying at the capped
-delay — a budget per time window, never a lifetime cap.
+delay — a budget per time window, never a lifetime cap. Only an operator's `WORKER_RESTART_MAX` makes a worker give
+up, after that many consecutive failures (a healthy period resets the count); /readyz then names it.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def resident_bytes(pid: int) -> int | None:
 
 
 # States from which a worker is not expected back soon: only then does a request fail without waiting.
-DOWN = ("crash_loop", "misconfigured", "stopped")
+DOWN = ("crash_loop", "misconfigured", "stopped", "gave_up")
 
 
 class PoolBusy(Exception):
@@ -160,6 +161,8 @@ class PoolConfig(msgspec.Struct, frozen=True, kw_only=True):
     max_turns: int = 0  # recycle a worker after this many turns (0 = never)
     life: WorkerLife | None = None  # extra argv per life + a private state dir wiped around it
     max_rss: int = 0  # bytes of resident memory after which a child is killed and replaced (0 = no limit)
+    handshake_timeout: float = 0.0  # deadline for the `initialize` answer (0 = startup_timeout)
+    restart_max: int = 0  # consecutive failures after which a worker is given up (0 = never)
 
 
 class Lease:
@@ -243,6 +246,10 @@ class WorkerPool:
                 worker.consecutive_failures = 0
                 delays = backoff_delays(self.config.backoff_initial, self.config.backoff_max)
             worker.consecutive_failures += 1
+            if self.config.restart_max and worker.consecutive_failures >= self.config.restart_max:
+                self._give_up(worker)
+                await self._notify_change()
+                return
             worker.restarts += 1
             worker.next_delay = next(delays)
             if worker.state == "misconfigured":
@@ -265,6 +272,16 @@ class WorkerPool:
             await self._notify_change()
             await asyncio.sleep(worker.next_delay)
             worker.next_delay = 0.0
+
+    def _give_up(self, worker: Worker) -> None:
+        """WORKER_RESTART_MAX consecutive failures: stop restarting, and say so where operators look (/readyz)."""
+        last = worker.last_exit.reason if worker.last_exit else "unknown"
+        worker.state = "gave_up"
+        worker.reason = (
+            f"gave up after {worker.consecutive_failures} consecutive failures (WORKER_RESTART_MAX="
+            f"{self.config.restart_max}); last: {last}; fix it and restart the service"
+        )
+        logger.error("codex worker %d: %s", worker.index, worker.reason)
 
     async def _run_once(self, worker: Worker) -> float | None:
         """One life of a worker. Returns when the child is gone; the monotonic time it became ready, if it did."""
@@ -335,6 +352,8 @@ class WorkerPool:
                 logger.error("codex worker %d must go (%s): killing it", worker.index, worker.hung_reason)
                 transport.kill()
         except Exception as exc:
+            if isinstance(exc, RpcTimeout):
+                worker.hung_reason = f"handshake timed out: {exc} ({self._handshake_bound()})"
             logger.error("codex worker %d handshake failed: %s", worker.index, exc)
             worker.reason = f"handshake_failed: {exc}"
         finally:
@@ -387,8 +406,17 @@ class WorkerPool:
                 experimental_api=True, opt_out_notification_methods=list(p.NOISY_NOTIFICATIONS)
             ),
         )
-        await client.request("initialize", params, timeout=self.config.startup_timeout)
+        await client.request("initialize", params, timeout=self._handshake_timeout())
         await client.notify("initialized")
+
+    def _handshake_timeout(self) -> float:
+        c = self.config
+        return min(c.handshake_timeout, c.startup_timeout) if c.handshake_timeout else c.startup_timeout
+
+    def _handshake_bound(self) -> str:
+        c = self.config
+        short = c.handshake_timeout and c.handshake_timeout < c.startup_timeout
+        return "WORKER_HANDSHAKE_TIMEOUT_MS" if short else "WORKER_STARTUP_TIMEOUT_MS"
 
     async def _teardown(self, worker: Worker) -> None:
         client, transport = worker.client, worker.transport

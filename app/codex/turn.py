@@ -25,6 +25,7 @@ from typing import Literal, Protocol
 import anyio
 import msgspec
 
+from app import tracing
 from app.codex import protocol as p
 from app.codex.client import RpcClient, RpcFailure, ServerRequest, ThreadEnded, WorkerLost
 from app.codex.pool import Lease, Worker, WorkerPool
@@ -89,6 +90,9 @@ class TurnRequest(msgspec.Struct, frozen=True, kw_only=True):
     tools: tuple[p.DynamicTool, ...] = ()
     parallel_tool_calls: bool = True
     output_schema: msgspec.Raw | None = None
+    # The operator's PROXY_SANDBOX_MODE / PROXY_APPROVAL_POLICY, filled in by the backend (not by app.translate).
+    sandbox: str = "read-only"
+    approval_policy: str = "never"
 
 
 # ---- what the turn yields -------------------------------------------------------------------------------------
@@ -237,6 +241,8 @@ def _codex_namespace(name: str, namespace: str | None) -> str | None:
 def _thread_params(req: TurnRequest) -> p.ThreadStartParams:
     return p.ThreadStartParams(
         ephemeral=True,
+        sandbox=req.sandbox,
+        approval_policy=req.approval_policy,
         model=req.model if req.model else msgspec.UNSET,
         cwd=req.cwd if req.cwd else msgspec.UNSET,
         developer_instructions=req.developer_instructions or msgspec.UNSET,
@@ -277,12 +283,20 @@ async def _open(pool: WorkerPool, req: TurnRequest, retries: int) -> tuple[Lease
     tried: list[Worker] = []
     attempt = 0
     while True:
-        lease = await pool.acquire(exclude=tried if len(tried) < len(pool.workers) else ())
+        lease = await tracing.traced(
+            "worker lease",
+            pool.acquire(exclude=tried if len(tried) < len(pool.workers) else ()),
+            lambda held: {"codex.worker": held.worker.index},
+        )
         client = lease.client
         thread_id = ""
         try:
-            started = await client.request(
-                "thread/start", _thread_params(req), timeout=lease.request_timeout, result_type=p.ThreadStartResult
+            started = await tracing.traced(
+                "thread/start",
+                client.request(
+                    "thread/start", _thread_params(req), timeout=lease.request_timeout, result_type=p.ThreadStartResult
+                ),
+                lambda result: {"codex.thread_id": result.thread.id},
             )
             thread_id = started.thread.id
             client.subscribe(thread_id)
@@ -297,17 +311,21 @@ async def _open(pool: WorkerPool, req: TurnRequest, retries: int) -> tuple[Lease
             inputs += [
                 p.ImageInput(url=i.url, detail=i.detail if i.detail else msgspec.UNSET) for i in req.input_images
             ]
-            turn = await client.request(
+            turn = await tracing.traced(
                 "turn/start",
-                p.TurnStartParams(
-                    thread_id=thread_id,
-                    input=inputs,
-                    effort=req.effort or msgspec.UNSET,
-                    summary=req.summary or msgspec.UNSET,
-                    output_schema=req.output_schema if req.output_schema is not None else msgspec.UNSET,
+                client.request(
+                    "turn/start",
+                    p.TurnStartParams(
+                        thread_id=thread_id,
+                        input=inputs,
+                        effort=req.effort or msgspec.UNSET,
+                        summary=req.summary or msgspec.UNSET,
+                        output_schema=req.output_schema if req.output_schema is not None else msgspec.UNSET,
+                    ),
+                    timeout=lease.request_timeout,
+                    result_type=p.TurnStartResult,
                 ),
-                timeout=lease.request_timeout,
-                result_type=p.TurnStartResult,
+                lambda result: {"codex.turn_id": result.turn.id},
             )
             return lease, thread_id, turn.turn.id
         except RpcFailure as exc:
@@ -411,12 +429,18 @@ class TurnSession:
         self._pending_finish: TurnFinished | None = None
         self._tools = _ToolBatch(req.tools, req.parallel_tool_calls, req.history) if req.tools else None
         self._queue: asyncio.Queue | None = None
+        self._span = tracing.begin("turn", {"gen_ai.request.model": req.model or "", "codex.tools": len(req.tools)})
 
     async def __aenter__(self) -> TurnSession:
         try:
-            self.lease, self.thread_id, self.turn_id = await _open(self.pool, self.req, self.overload_retries)
+            with tracing.current(self._span):
+                self.lease, self.thread_id, self.turn_id = await _open(self.pool, self.req, self.overload_retries)
         except WorkerLost as exc:
+            self._end_span("failed", str(exc))
             raise TurnFailed(CodexError(message=str(exc), info="workerLost")) from exc
+        except BaseException as exc:
+            self._end_span("not_started", type(exc).__name__)
+            raise
         self._queue = self.lease.client.subscribe(self.thread_id)
         self.in_flight.value += 1
         return self
@@ -425,6 +449,7 @@ class TurnSession:
         lease = self.lease
         if lease is None:
             return
+        self._end_span(self.status or "released")
         self.lease = None
         self.in_flight.value -= 1
         client = lease.client
@@ -451,6 +476,7 @@ class TurnSession:
             return None
         if self._pending_finish is not None:
             self.finished = True
+            self._end_span("tool_calls", usage=self._pending_finish.usage)
             return self._pending_finish
         while self.status is None:
             event = await self._queue.get()
@@ -481,7 +507,19 @@ class TurnSession:
         final = self.status if self.status in ("completed", "interrupted", "failed") else "failed"
         if final == "failed" and self.error is None:
             self.error = CodexError(message="codex reported the turn as failed")
+        self._end_span(final, self.error.message if self.error else None)
         return TurnFinished(status=final, usage=self.usage, error=self.error)  # type: ignore[arg-type]
+
+    def _end_span(self, status: str, error: str | None = None, usage: Usage | None = None) -> None:
+        """The turn span ends once, with codex's status and the exact usage (never any text)."""
+        span, self._span = self._span, None
+        if span is not None:
+            u = usage or self.usage or Usage()
+            attrs = {"codex.status": status, "codex.thread_id": self.thread_id, "codex.turn_id": self.turn_id}
+            tokens = tracing.usage_attributes(
+                u.input_tokens, u.cached_input_tokens, u.output_tokens, u.reasoning_output_tokens
+            )
+            tracing.finish(span, {**attrs, **tokens}, error)
 
     def _on_tool_event(self, event: object) -> TurnEvent | None:
         """Tool-call bookkeeping: each call as the model completes it, then the batch once its response completed."""
