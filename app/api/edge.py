@@ -98,18 +98,30 @@ class EdgeMiddleware:
             self._log(scope, 204, started, request_id)
             return
 
+        finished = [False]
+
+        def finish() -> None:
+            if not finished[0]:
+                finished[0] = True
+                self._log(scope, status_holder[0], started, request_id)
+                if self.observe is not None:
+                    self.observe(_route_template(scope), method, status_holder[0], time.monotonic() - started)
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Logged when the last byte is handed to the server, not after the response's background
+                # task (a non-stream turn's Codex clean-up runs there): the line then exists by the time
+                # the client holds the whole answer, and its duration is the one the client saw.
+                finish()
 
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
-            self._log(scope, status_holder[0], started, request_id)
-            if self.observe is not None:
-                self.observe(_route_template(scope), method, status_holder[0], time.monotonic() - started)
+            finish()  # no complete body was sent: an error before it, or the client went away
 
     @staticmethod
     def _log(scope: Scope, status: int, started: float, request_id: str) -> None:
