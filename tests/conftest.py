@@ -57,6 +57,15 @@ def offline_model():
         model.stop()
 
 
+@pytest.fixture
+def script_guard(offline_model):
+    """The offline model is shared by the whole run: every scripted reply must be consumed by its own test,
+    and leftovers are cleared so one failing test cannot feed the next one the wrong reply."""
+    offline_model.clear_script()
+    yield
+    assert offline_model.clear_script() == 0, "a scripted reply was never requested by codex"
+
+
 @pytest.fixture(scope="session")
 def api(offline_model, tmp_path_factory):
     """`python -m app` (real Granian, real codex app-server, 1 worker) backed by `offline_model`.

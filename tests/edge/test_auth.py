@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import wait_for
-from tests.edge.conftest import App, Keys
-from tests.edge.harness import Authd, RecordingUpstream, Traefik
+from tests.edge.conftest import Keys
+from tests.edge.harness import App, Authd, RecordingUpstream, Traefik
 
 pytestmark = pytest.mark.edge
 

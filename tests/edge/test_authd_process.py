@@ -21,8 +21,17 @@ import httpx
 import pytest
 
 from tests.conftest import REPO, wait_for
-from tests.edge.conftest import Keys, write_keys_file
-from tests.edge.harness import Authd, RecordingUpstream, Traefik, base_env, edge_env, start_authd, start_traefik
+from tests.edge.conftest import Keys
+from tests.edge.harness import (
+    Authd,
+    RecordingUpstream,
+    Traefik,
+    base_env,
+    edge_env,
+    start_authd,
+    start_traefik,
+    write_keys_file,
+)
 
 pytestmark = pytest.mark.edge
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.edge.conftest import App, Keys
-from tests.edge.harness import Authd, RecordingUpstream, Traefik
+from tests.edge.conftest import Keys
+from tests.edge.harness import App, Authd, RecordingUpstream, Traefik
 from tests.edge.traefik_config import DYNAMIC_DIR
 
 pytestmark = pytest.mark.edge

@@ -17,8 +17,7 @@ import pytest
 import redis
 
 from tests.conftest import free_port, wait_for
-from tests.edge.conftest import App
-from tests.edge.harness import Authd, Proc, Traefik, edge_env, start_traefik
+from tests.edge.harness import App, Authd, Proc, Traefik, edge_env, start_traefik
 
 pytestmark = pytest.mark.edge
 
