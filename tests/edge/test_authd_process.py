@@ -208,6 +208,7 @@ def _accepted(authd: Authd, key: str) -> bool:
 def test_key_file_change_under_load_loses_no_request(own_edge: OwnEdge, how: str) -> None:
     with load(own_edge.traefik, "steady-key") as result:
         for round_ in range(3):
+            before = result.total
             entries = [_entry("steady", "steady-key"), _entry(f"new{round_}", f"new-key-{round_}")]
             if how == "atomic-rename":
                 write_keys_file(own_edge.keys_file, entries)
@@ -217,9 +218,10 @@ def test_key_file_change_under_load_loses_no_request(own_edge: OwnEdge, how: str
                     f.flush()
                     f.write(",".join(json.dumps(e) for e in entries) + "]}")
             wait_for(lambda r=round_: _accepted(own_edge.authd, f"new-key-{r}"), what=f"new key {round_} accepted")
+            # Requests kept flowing across this reload (counted, not assumed from how fast the machine is).
+            wait_for(lambda b=before: result.total >= b + 10, what=f"load across reload {round_}")
     assert result.errors == []
     assert result.statuses == {200: result.total}
-    assert result.total > 60
 
 
 def test_sighup_respawns_workers_under_load_without_losing_requests(own_edge: OwnEdge) -> None:
