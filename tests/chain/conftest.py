@@ -21,10 +21,10 @@ itself, and this is the one name that reaches loopback on every machine without 
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,14 +35,16 @@ import pytest
 
 from app.settings import default_codex_bin
 from tests.api_harness import ThreadedOfflineModel
-from tests.conftest import REPO, free_port, wait_for
+from tests.conftest import free_port, wait_for
 from tests.edge.harness import (
     App,
     Authd,
     Traefik,
+    cors_allowlist,
     edge_env,
-    key_digest,
+    key_entry,
     make_cert,
+    new_key,
     read_env_file,
     start_app,
     start_authd,
@@ -90,6 +92,17 @@ class Chain:
         """Plain HTTP to the Worker, for what the SDK hides (preflights, SSE comments, raw headers)."""
         return httpx.Client(base_url=self.worker.url, timeout=60, trust_env=False, **kwargs)
 
+    @contextmanager
+    def stream(self, path: str, body: dict[str, object]) -> Iterator[httpx.Response]:
+        """POST a streamed request as alice and hand over the open SSE response; leaving the block hangs up."""
+        with (
+            self.http() as http,
+            http.stream("POST", path, headers={"authorization": f"Bearer {self.keys.alice}"}, json=body) as r,
+        ):
+            assert r.status_code == 200
+            assert r.headers["content-type"].startswith("text/event-stream")
+            yield r
+
 
 def _start_all(starters: dict[str, Callable[[], _Stoppable]]) -> dict[str, Any]:
     """Run the starters side by side (each waits for its own readiness); if one fails, stop the others."""
@@ -108,7 +121,6 @@ def _start_all(starters: dict[str, Callable[[], _Stoppable]]) -> dict[str, Any]:
 def _app_env(directory: Path, port: int, keys_file: Path, model: ThreadedOfflineModel) -> dict[str, str]:
     """app.env with the names ansible/roles/app/templates/etc/codex-api/app.env.j2 renders, production
     values except where the run needs its own (ports, paths, the offline model via app_extra_env)."""
-    origins = [o.strip() for o in (REPO / "cors-origins.txt").read_text().splitlines()]
     return {
         "PROXY_ENV": "prod",
         "PROXY_HOST": "127.0.0.1",
@@ -121,7 +133,7 @@ def _app_env(directory: Path, port: int, keys_file: Path, model: ThreadedOffline
         "CODEX_BIN": default_codex_bin(),
         "PROXY_WORKER_COUNT": "2",
         "PROXY_ENABLE_CORS": "true",
-        "PROXY_CORS_ALLOWED_ORIGINS": ",".join(o for o in origins if o and not o.startswith("#")),
+        "PROXY_CORS_ALLOWED_ORIGINS": ",".join(cors_allowlist()),  # app_cors_allowed_origins
         "PROXY_PROTECT_MODELS": "false",
         "PROXY_ENABLE_RESPONSES": "true",
         "PROXY_SSE_KEEPALIVE_MS": "200",  # short, so keepalive comments show up within one test's stream
@@ -137,18 +149,8 @@ def chain(
 ) -> Iterator[Chain]:
     started = time.monotonic()
     directory = tmp_path_factory.mktemp("chain")
-    keys = ChainKeys(
-        alice=f"sk-alice-{secrets.token_urlsafe(24)}",
-        mallory=f"sk-mallory-{secrets.token_urlsafe(24)}",
-        file=directory / "api-keys.json",
-    )
-    write_keys_file(
-        keys.file,
-        [
-            {"name": "alice", "sha256": key_digest(keys.alice)},
-            {"name": "mallory", "sha256": key_digest(keys.mallory), "disabled": True},
-        ],
-    )
+    keys = ChainKeys(alice=new_key("alice"), mallory=new_key("mallory"), file=directory / "api-keys.json")
+    write_keys_file(keys.file, [key_entry("alice", keys.alice), key_entry("mallory", keys.mallory, disabled=True)])
     cert, key = make_cert(directory, host=PUBLIC_HOST)
     app_port, authd_port, tls_port = free_port(), free_port(), free_port()
     app_env = write_env_file(directory / "app.env", _app_env(directory, app_port, keys.file, offline_model))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from openai.types import CompletionUsage
+from openai.types.responses import ResponseUsage
 
 from app.offline_model import Text, Usage
 from tests.chain.conftest import Chain
@@ -19,16 +21,28 @@ MODEL = "codex-5"
 REPORTED = Usage(input_tokens=321, output_tokens=7, cached_tokens=64, reasoning_tokens=5)
 
 
+def assert_chat_usage(usage: CompletionUsage | None) -> None:
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (321, 7, 328)
+    assert usage.prompt_tokens_details is not None
+    assert usage.prompt_tokens_details.cached_tokens == 64
+    assert usage.completion_tokens_details is not None
+    assert usage.completion_tokens_details.reasoning_tokens == 5
+
+
+def assert_responses_usage(usage: ResponseUsage | None) -> None:
+    assert usage is not None
+    assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (321, 7, 328)
+    assert usage.input_tokens_details.cached_tokens == 64
+    assert usage.output_tokens_details.reasoning_tokens == 5
+
+
 def test_chat_non_stream_has_the_models_exact_usage(chain: Chain) -> None:
     chain.model.script(Text("through every hop", usage=REPORTED))
     with chain.openai(chain.keys.alice) as client:
         completion = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
     assert completion.choices[0].message.content == "through every hop"
-    usage = completion.usage
-    assert usage is not None
-    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (321, 7, 328)
-    assert usage.prompt_tokens_details.cached_tokens == 64
-    assert usage.completion_tokens_details.reasoning_tokens == 5
+    assert_chat_usage(completion.usage)
 
 
 def test_chat_stream_has_every_delta_and_the_exact_usage(chain: Chain) -> None:
@@ -48,10 +62,7 @@ def test_chat_stream_has_every_delta_and_the_exact_usage(chain: Chain) -> None:
         " three",
     ]
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
-    usage = chunks[-1].usage
-    assert usage is not None
-    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (321, 7, 328)
-    assert usage.prompt_tokens_details.cached_tokens == 64
+    assert_chat_usage(chunks[-1].usage)
 
 
 def test_responses_non_stream_has_the_models_exact_usage(chain: Chain) -> None:
@@ -60,11 +71,7 @@ def test_responses_non_stream_has_the_models_exact_usage(chain: Chain) -> None:
         response = client.responses.create(model=MODEL, input="hi")
     assert response.status == "completed"
     assert response.output_text == "answered"
-    usage = response.usage
-    assert usage is not None
-    assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (321, 7, 328)
-    assert usage.input_tokens_details.cached_tokens == 64
-    assert usage.output_tokens_details.reasoning_tokens == 5
+    assert_responses_usage(response.usage)
 
 
 def test_responses_stream_has_every_event_and_the_exact_usage(chain: Chain) -> None:
@@ -76,10 +83,7 @@ def test_responses_stream_has_every_event_and_the_exact_usage(chain: Chain) -> N
     assert numbers == sorted(numbers)
     assert len(set(numbers)) == len(numbers)
     assert events[-1].type == "response.completed"
-    usage = events[-1].response.usage
-    assert usage is not None
-    assert (usage.input_tokens, usage.output_tokens, usage.total_tokens) == (321, 7, 328)
-    assert usage.output_tokens_details.reasoning_tokens == 5
+    assert_responses_usage(events[-1].response.usage)
 
 
 def test_stream_arrives_while_the_model_is_still_producing_and_keepalives_pass(chain: Chain) -> None:
@@ -92,17 +96,7 @@ def test_stream_arrives_while_the_model_is_still_producing_and_keepalives_pass(c
     sent_when_received: list[int] = []
     keepalives_between_deltas = 0
     text = ""
-    with (
-        chain.http() as http,
-        http.stream(
-            "POST",
-            "/v1/responses",
-            headers={"authorization": f"Bearer {chain.keys.alice}"},
-            json={"model": MODEL, "input": "stream please", "stream": True},
-        ) as r,
-    ):
-        assert r.status_code == 200
-        assert r.headers["content-type"].startswith("text/event-stream")
+    with chain.stream("/v1/responses", {"model": MODEL, "input": "stream please", "stream": True}) as r:
         assert "content-encoding" not in r.headers
         for line in r.iter_lines():
             if line.startswith(": keepalive") and 0 < len(sent_when_received) < len(chunks):
@@ -124,16 +118,8 @@ def test_client_disconnect_at_the_worker_interrupts_the_turn(chain: Chain) -> No
     chunks = [f"w{i} " for i in range(60)]  # 0.25 s apart: 15 s if nobody interrupted it
     chain.model.script(Text("".join(chunks), chunks=chunks, interval_s=0.25))
     cancelled_before = chain.model.cancelled
-    with (
-        chain.http() as http,
-        http.stream(
-            "POST",
-            "/v1/chat/completions",
-            headers={"authorization": f"Bearer {chain.keys.alice}"},
-            json={"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "long one"}]},
-        ) as r,
-    ):
-        assert r.status_code == 200
+    body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "long one"}]}
+    with chain.stream("/v1/chat/completions", body) as r:
         request_id = r.headers["x-request-id"]
         for line in r.iter_lines():
             if line.startswith("data: {") and json.loads(line[6:])["choices"][0]["delta"].get("content"):

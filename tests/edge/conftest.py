@@ -8,7 +8,6 @@ Traefik instances so their buckets never throttle the other tests.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +21,9 @@ from tests.edge.harness import (
     RecordingUpstream,
     Traefik,
     edge_env,
-    key_digest,
+    key_entry,
     make_cert,
+    new_key,
     recording_upstream,
     start_app,
     start_authd,
@@ -49,18 +49,18 @@ def edge_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def keys(edge_dir: Path) -> Keys:
     k = Keys(
-        default=f"sk-default-{secrets.token_urlsafe(24)}",
-        alice=f"sk-alice-{secrets.token_urlsafe(24)}",
-        disabled=f"sk-disabled-{secrets.token_urlsafe(24)}",
-        expired=f"sk-expired-{secrets.token_urlsafe(24)}",
+        default=new_key("default"),
+        alice=new_key("alice"),
+        disabled=new_key("disabled"),
+        expired=new_key("expired"),
         file=edge_dir / "api-keys.json",
     )
     write_keys_file(
         k.file,
         [
-            {"name": "alice", "sha256": key_digest(k.alice)},
-            {"name": "mallory", "sha256": key_digest(k.disabled), "disabled": True},
-            {"name": "past", "sha256": key_digest(k.expired), "expires_at": "2020-01-01T00:00:00Z"},
+            key_entry("alice", k.alice),
+            key_entry("mallory", k.disabled, disabled=True),
+            key_entry("past", k.expired, expires_at="2020-01-01T00:00:00Z"),
         ],
     )
     return k

@@ -43,6 +43,12 @@ def require_traefik() -> Path:
     return TRAEFIK_BIN
 
 
+def cors_allowlist() -> list[str]:
+    """The one CORS allowlist, cors-origins.txt: one origin per line, `#` comments and blanks ignored."""
+    lines = [line.strip() for line in (REPO / "cors-origins.txt").read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """KEY=value lines of an EnvironmentFile (comments and blanks ignored)."""
     env = {}
@@ -159,6 +165,16 @@ def start_authd(log_dir: Path, env: Mapping[str, str], name: str = "authd", port
 
 def key_digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key(name: str) -> str:
+    """A fresh random API key whose prefix says whose it is (never the name itself: that is the file's)."""
+    return f"sk-{name}-{secrets.token_urlsafe(24)}"
+
+
+def key_entry(name: str, key: str, **fields: object) -> dict[str, object]:
+    """One keys-file entry: the name, the key's SHA-256 (never the key), and e.g. disabled / expires_at."""
+    return {"name": name, "sha256": key_digest(key), **fields}
 
 
 def write_keys_file(path: Path, entries: list[dict[str, object]]) -> None:

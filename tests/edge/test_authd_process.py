@@ -28,6 +28,7 @@ from tests.edge.harness import (
     Traefik,
     base_env,
     edge_env,
+    key_entry,
     start_authd,
     start_traefik,
     write_keys_file,
@@ -38,10 +39,6 @@ pytestmark = pytest.mark.edge
 UNAUTHORIZED = (
     b'{"error":{"message":"unauthorized","type":"authentication_error","param":null,"code":"invalid_api_key"}}'
 )
-
-
-def _entry(name: str, key: str) -> dict[str, object]:
-    return {"name": name, "sha256": hashlib.sha256(key.encode()).hexdigest()}
 
 
 @pytest.mark.parametrize("method", ["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH"])
@@ -184,7 +181,7 @@ def own_edge(tmp_path: Path, cert: tuple[Path, Path], recorder: RecordingUpstrea
     """authd with two workers and its own keys file behind its own Traefik (upstream: the recorder), so
     reload tests never disturb the shared edge."""
     keys_file = tmp_path / "keys.json"
-    write_keys_file(keys_file, [_entry("steady", "steady-key")])
+    write_keys_file(keys_file, [key_entry("steady", "steady-key")])
     server = start_authd(tmp_path, {"PROXY_API_KEYS_FILE": str(keys_file), "AUTHD_WORKERS": "2"}, name="authd-own")
     try:
         traefik = start_traefik(tmp_path / "traefik", edge_env(recorder.url, server.url, *cert), cert[0])
@@ -209,7 +206,7 @@ def test_key_file_change_under_load_loses_no_request(own_edge: OwnEdge, how: str
     with load(own_edge.traefik, "steady-key") as result:
         for round_ in range(3):
             before = result.total
-            entries = [_entry("steady", "steady-key"), _entry(f"new{round_}", f"new-key-{round_}")]
+            entries = [key_entry("steady", "steady-key"), key_entry(f"new{round_}", f"new-key-{round_}")]
             if how == "atomic-rename":
                 write_keys_file(own_edge.keys_file, entries)
             else:  # truncate + write: a reader can see an empty or half file, which must keep the old set
@@ -229,7 +226,7 @@ def test_sighup_respawns_workers_under_load_without_losing_requests(own_edge: Ow
     Traefik's forwardAuth GET is retried by Go on a keep-alive connection the old worker closed."""
     authd = own_edge.authd
     with load(own_edge.traefik, "steady-key") as result:
-        write_keys_file(own_edge.keys_file, [_entry("steady", "steady-key"), _entry("hup", "hup-key")])
+        write_keys_file(own_edge.keys_file, [key_entry("steady", "steady-key"), key_entry("hup", "hup-key")])
         os.kill(authd.proc.pid, signal.SIGHUP)
         wait_for(lambda: authd.proc.log().count("Stopped old worker") >= 2, timeout=30, what="both workers respawned")
         assert _accepted(authd, "hup-key")
@@ -277,7 +274,7 @@ def test_right_and_wrong_key_lookup_take_the_same_time(tmp_path: Path) -> None:
 
     keys = [f"sk-{i:03d}-{secrets.token_urlsafe(24)}" for i in range(200)]
     path = tmp_path / "keys.json"
-    write_keys_file(path, [_entry(f"k{i}", key) for i, key in enumerate(keys)])
+    write_keys_file(path, [key_entry(f"k{i}", key) for i, key in enumerate(keys)])
     store = KeyStore(None, path)
     right, wrong = keys[0], keys[0][:-1] + ("A" if keys[0][-1] != "A" else "B")
     assert (store.lookup(right), store.lookup(wrong)) == ("k0", None)
