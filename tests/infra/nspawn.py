@@ -99,7 +99,9 @@ class NspawnHost:
         )
         log.close()
         self.leader = wait_for(self._leader_pid, timeout=20, what="nspawn's container leader")
-        wait_for(self._booted, timeout=60, interval=0.1, what=f"{self.name} to boot (see {self.workdir}/nspawn.log)")
+        # A deadline, not a speed bound: a quiet machine boots in seconds, but two container boots with the
+        # rest of the suite beside them on 2 cores took longer than 60 s (both failed at once, issue 16).
+        wait_for(self._booted, timeout=180, interval=0.1, what=f"{self.name} to boot (see {self.workdir}/nspawn.log)")
         self._write_ssh_config()
         wait_for(self._ssh_ok, timeout=30, interval=0.1, what=f"ssh to {self.name}")
 
