@@ -36,6 +36,18 @@ def _options_at_traefik(chain: Chain) -> int:
     return sum(1 for e in chain.traefik.settled_access_log() if e.get("RequestMethod") == "OPTIONS")
 
 
+def test_the_probes_see_requests_that_do_reach_each_hop(chain: Chain) -> None:
+    """The control for every "never saw it" below: the same counters move for requests that do get there
+    (a preflight sent to Traefik directly; an accepted key through the Worker reaching authd and the app)."""
+    before = (_options_at_traefik(chain), chain.authd.settled_verify_hits(), chain.app.settled_hits("POST", CHAT))
+    with chain.traefik.client() as direct:
+        assert direct.options(CHAT, headers=_preflight_headers(ALLOWED[0]), extensions=chain.traefik.ext).is_success
+    with chain.http() as http:
+        assert http.post(CHAT, headers={"authorization": f"Bearer {chain.keys.alice}"}, json=_chat_body()).is_success
+    after = (_options_at_traefik(chain), chain.authd.settled_verify_hits(), chain.app.settled_hits("POST", CHAT))
+    assert after == (before[0] + 1, before[1] + 1, before[2] + 1)
+
+
 @pytest.mark.parametrize("origin", ALLOWED)
 def test_preflight_is_answered_at_the_worker_and_reaches_nothing_behind_it(chain: Chain, origin: str) -> None:
     before = (_options_at_traefik(chain), chain.authd.settled_verify_hits(), chain.app.settled_hits("OPTIONS", CHAT))

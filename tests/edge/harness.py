@@ -7,6 +7,7 @@ traefik/traefik.yml with only what a shared machine forces changed (ports, paths
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -188,16 +189,32 @@ def write_keys_file(path: Path, entries: list[dict[str, object]]) -> None:
 # ---------------------------------------------------------------- the app
 
 
+_ACCESS_MESSAGE = re.compile(r"[A-Z]+ /\S* \d{3} .*")  # the message, whatever the text format puts before it
+
+
 @dataclass
 class App:
     url: str
     proc: Proc
 
+    def access_lines(self) -> list[str]:
+        """The access log's messages (`METHOD PATH STATUS DURATION id=… user=…`), from plain text (dev)
+        or JSON (prod) lines."""
+        messages = []
+        for line in self.proc.log().splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    if entry.get("logger") == "app.access":
+                        messages.append(entry["message"])
+            elif "app.access" in line and (found := _ACCESS_MESSAGE.search(line)):
+                messages.append(found.group(0))
+        return messages
+
     def hits(self, method: str, path: str) -> int:
-        """Requests the app answered, from its access log (`app.access ... METHOD PATH STATUS ...`, plain or
-        JSON lines alike)."""
-        pattern = re.compile(rf"app\.access\b.* {re.escape(method)} {re.escape(path)} \d{{3}} ")
-        return sum(1 for line in self.proc.log().splitlines() if pattern.search(line))
+        """Requests for `method path` the app answered, whatever the status."""
+        pattern = re.compile(rf"{re.escape(method)} {re.escape(path)} \d{{3}} ")
+        return sum(1 for message in self.access_lines() if pattern.match(message))
 
     def settled_hits(self, method: str, path: str) -> int:
         """hits() once everything answered before this call is logged: a marker request's line is awaited
@@ -208,9 +225,9 @@ class App:
         return self.hits(method, path)
 
     def wait_logged(self, request_id: str) -> list[str]:
-        """The access line(s) of the request the app answered with this X-Request-Id."""
+        """The access message(s) of the request the app answered with this X-Request-Id."""
         return wait_for(
-            lambda: [line for line in self.proc.log().splitlines() if f"id={request_id}" in line],
+            lambda: [message for message in self.access_lines() if f" id={request_id} " in message],
             what=f"the app's access line for {request_id}",
             interval=0.01,
         )
