@@ -55,7 +55,7 @@ from tests.edge.harness import (
 from tests.worker.harness import MfServe, start_mf_serve
 
 PUBLIC_HOST = "localhost"
-CHAIN_STARTUP = pytest.StashKey[float]()
+CHAIN_STARTUP = pytest.StashKey[str]()
 
 
 class _Stoppable(Protocol):
@@ -104,10 +104,18 @@ class Chain:
             yield r
 
 
-def _start_all(starters: dict[str, Callable[[], _Stoppable]]) -> dict[str, Any]:
-    """Run the starters side by side (each waits for its own readiness); if one fails, stop the others."""
+def _start_all(starters: dict[str, Callable[[], _Stoppable]], took: dict[str, float]) -> dict[str, Any]:
+    """Run the starters side by side (each waits for its own readiness), noting in `took` how long each
+    needed; if one fails, stop the others."""
+
+    def timed(name: str) -> _Stoppable:
+        begin = time.monotonic()
+        part = starters[name]()
+        took[name] = time.monotonic() - begin
+        return part
+
     with ThreadPoolExecutor(len(starters)) as pool:
-        futures: dict[str, Future[_Stoppable]] = {name: pool.submit(start) for name, start in starters.items()}
+        futures: dict[str, Future[_Stoppable]] = {name: pool.submit(timed, name) for name in starters}
         errors = [(name, f.exception()) for name, f in futures.items() if f.exception() is not None]
     if errors:
         for future in futures.values():
@@ -172,6 +180,7 @@ def chain(
     )
     worker_vars = {"ORIGIN_URL": f"https://{PUBLIC_HOST}:{tls_port}", "NODE_EXTRA_CA_CERTS": str(cert)}
 
+    took: dict[str, float] = {}
     parts = _start_all(
         {
             "app": lambda: start_app(directory, read_env_file(app_env), port=app_port),
@@ -182,7 +191,8 @@ def chain(
                 directory / "traefik", read_env_file(traefik_env), cert, tls_port=tls_port
             ),
             "worker": lambda: start_mf_serve(directory, worker_vars),
-        }
+        },
+        took,
     )
     result = Chain(
         worker=parts["worker"],
@@ -196,7 +206,9 @@ def chain(
     try:
         with result.http() as client:
             wait_for(lambda: client.get("/healthz").status_code == 200, timeout=20, what="/healthz through the chain")
-        result.startup_s = pytestconfig.stash[CHAIN_STARTUP] = time.monotonic() - started
+        result.startup_s = time.monotonic() - started
+        parts_took = ", ".join(f"{name} {seconds:.1f}" for name, seconds in took.items())
+        pytestconfig.stash[CHAIN_STARTUP] = f"up in {result.startup_s:.1f} s ({parts_took}, side by side)"
         yield result
     finally:
         for part in (result.worker, result.traefik, result.authd, result.app):
@@ -204,6 +216,6 @@ def chain(
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    seconds = config.stash.get(CHAIN_STARTUP, None)
-    if seconds is not None:
-        terminalreporter.write_line(f"chain: Worker → Traefik → authd + app → codex → model up in {seconds:.1f} s")
+    startup = config.stash.get(CHAIN_STARTUP, None)
+    if startup is not None:
+        terminalreporter.write_line(f"chain: Worker → Traefik → authd + app → codex → model {startup}")
