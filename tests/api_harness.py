@@ -128,7 +128,11 @@ class ApiServer:
                 raise AssertionError(f"app exited with {self.proc.returncode}:\n{self.log()}")
             return httpx.get(self.base_url + path, timeout=2).status_code == 200
 
-        wait_for(up, timeout=ready_timeout, what=f"app {path} on port {self.port}")
+        try:
+            wait_for(up, timeout=ready_timeout, what=f"app {path} on port {self.port}")
+        except BaseException:
+            self.stop()  # a start that failed must not leave the app and its codex children running
+            raise
         return self
 
     def log(self) -> str:
