@@ -78,6 +78,16 @@ class ThreadedOfflineModel:
     def cancelled(self) -> int:
         return self.call(lambda: self.model.cancelled)
 
+    def progress(self) -> tuple[int, str]:
+        """(deltas sent so far, outcome) of the latest response: what the model has done at this moment, so
+        a test can tell a stream relayed as it is produced from one handed over at the end."""
+
+        def latest() -> tuple[int, str]:
+            record = self.model.requests[-1] if self.model.requests else None
+            return (len(record.deltas), record.outcome) if record else (0, "none")
+
+        return self.call(latest)
+
 
 class ApiServer:
     """`python -m app` on a free loopback port; `stop()` sends SIGTERM and waits (the pool stops its children)."""
@@ -118,7 +128,11 @@ class ApiServer:
                 raise AssertionError(f"app exited with {self.proc.returncode}:\n{self.log()}")
             return httpx.get(self.base_url + path, timeout=2).status_code == 200
 
-        wait_for(up, timeout=ready_timeout, what=f"app {path} on port {self.port}")
+        try:
+            wait_for(up, timeout=ready_timeout, what=f"app {path} on port {self.port}")
+        except BaseException:
+            self.stop()  # a start that failed must not leave the app and its codex children running
+            raise
         return self
 
     def log(self) -> str:

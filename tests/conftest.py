@@ -19,11 +19,22 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback TCP port that was free a moment ago (the kernel picks it, so parallel runs don't collide)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that was free a moment ago (the kernel picks it, so parallel runs don't collide).
+
+    Never the same port twice in one run: the probe socket is closed before the child binds, so the
+    kernel may offer a port again that an earlier caller was given but whose child has not bound it yet
+    (a fixture allocating several ports up front, e.g. Traefik's four entry points)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, what: str = "condition") -> T:
@@ -55,6 +66,15 @@ def offline_model():
         yield model
     finally:
         model.stop()
+
+
+@pytest.fixture
+def script_guard(offline_model):
+    """The offline model is shared by the whole run: every scripted reply must be consumed by its own test,
+    and leftovers are cleared so one failing test cannot feed the next one the wrong reply."""
+    offline_model.clear_script()
+    yield
+    assert offline_model.clear_script() == 0, "a scripted reply was never requested by codex"
 
 
 @pytest.fixture(scope="session")

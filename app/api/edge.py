@@ -118,6 +118,16 @@ class EdgeMiddleware:
             _log_access(scope, headers, 204, started, note)
             return
 
+        finished = [False]
+
+        def finish() -> None:
+            if not finished[0]:
+                finished[0] = True
+                note.finish()
+                _log_access(scope, headers, status_holder[0], started, note)
+                if self.observe is not None:
+                    self.observe(_route_template(scope), method, status_holder[0], time.monotonic() - started)
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
@@ -125,16 +135,18 @@ class EdgeMiddleware:
             elif message["type"] == "http.response.body":
                 note.bytes_out += len(message.get("body", b""))
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                # Logged when the last byte is handed to the server, not after the response's background
+                # task (a non-stream turn's Codex clean-up runs there): the line then exists by the time
+                # the client holds the whole answer, and its duration is the one the client saw.
+                finish()
 
         token = request_note.activate(note)
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
             request_note.deactivate(token)
-            note.finish()
-            _log_access(scope, headers, status_holder[0], started, note)
-            if self.observe is not None:
-                self.observe(_route_template(scope), method, status_holder[0], time.monotonic() - started)
+            finish()  # no complete body was sent: an error before it, or the client went away
 
 
 def _clip(value: bytes | None, limit: int = 200) -> str | None:

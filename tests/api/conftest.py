@@ -11,12 +11,8 @@ from tests.api_harness import ApiServer, ThreadedOfflineModel
 
 
 @pytest.fixture(autouse=True)
-def script_guard(offline_model: ThreadedOfflineModel) -> Iterator[None]:
-    """The offline model is shared by the whole run: every scripted reply must be consumed by its own test,
-    and leftovers are cleared so one failing test cannot feed the next one the wrong reply."""
-    offline_model.clear_script()
-    yield
-    assert offline_model.clear_script() == 0, "a scripted reply was never requested by codex"
+def _scripts_consumed(script_guard: None) -> None:
+    """Every API test runs under the run-wide script guard (tests/conftest.py)."""
 
 
 @pytest.fixture

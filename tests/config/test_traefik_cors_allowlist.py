@@ -13,17 +13,12 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.edge.harness import cors_allowlist
 from tests.edge.traefik_config import DYNAMIC_DIR
 
 pytestmark = pytest.mark.config
 
-ALLOWLIST = REPO / "cors-origins.txt"
 TRAEFIK_TEMPLATE_SLOTS = {'https://{{ env "API_HOST" }}', '{{ env "CORS_EXTRA_ORIGIN" }}'}
-
-
-def allowlist() -> list[str]:
-    lines = [line.strip() for line in ALLOWLIST.read_text().splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
 
 
 def _strip_jsonc(text: str) -> str:
@@ -42,7 +37,7 @@ def _strip_jsonc(text: str) -> str:
 
 
 def test_allowlist_is_well_formed() -> None:
-    origins = allowlist()
+    origins = cors_allowlist()
     assert len(origins) == len(set(origins)), "duplicate origin"
     for origin in origins:
         assert re.fullmatch(r"[a-z][a-z0-9+.-]*://[^/\s]+", origin), f"{origin!r} is not a bare origin"
@@ -54,14 +49,14 @@ def test_traefik_cors_middleware_matches_allowlist() -> None:
     configured = raw["http"]["middlewares"]["cors"]["headers"]["accessControlAllowOriginList"]
     fixed = [o for o in configured if "{{" not in o]
     slots = {o for o in configured if "{{" in o}
-    assert fixed == allowlist()
+    assert fixed == cors_allowlist()
     assert slots == TRAEFIK_TEMPLATE_SLOTS
 
 
 def test_worker_allowed_origins_match_allowlist() -> None:
     wrangler = REPO / "cloudflare-worker" / "wrangler.jsonc"
     config = json.loads(_strip_jsonc(wrangler.read_text()))
-    assert config["vars"]["ALLOWED_ORIGINS"].split(",") == allowlist()
+    assert config["vars"]["ALLOWED_ORIGINS"].split(",") == cors_allowlist()
 
 
 def test_app_deployed_origins_come_from_allowlist() -> None:
@@ -71,4 +66,4 @@ def test_app_deployed_origins_come_from_allowlist() -> None:
     value = str(defaults["app_cors_allowed_origins"])
     if "cors-origins.txt" in value:
         return  # generated from the file at deploy time
-    assert [o.strip() for o in value.split(",")] == allowlist()
+    assert [o.strip() for o in value.split(",")] == cors_allowlist()

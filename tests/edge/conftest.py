@@ -1,6 +1,6 @@
 """Run-wide edge fixtures: one authd, one real app, one recording upstream, and Traefik in front of them.
 
-`edge` is Traefik → authd + the real app (`python -m app`, offline model). `edge_recording` is a second
+`edge` is Traefik → authd + the real app (`python -m app`, the run's offline model). `edge_recording` is a second
 Traefik with the same files whose app upstream is a recorder, for what the real app cannot report
 (which X-Auth-User it was handed, whether a preflight reached it). Rate-limit tests start their own
 Traefik instances so their buckets never throttle the other tests.
@@ -8,31 +8,28 @@ Traefik instances so their buckets never throttle the other tests.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import secrets
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import REPO, free_port, wait_for
+from tests.api_harness import ThreadedOfflineModel, offline_env
 from tests.edge.harness import (
     API_HOST,
+    App,
     Authd,
-    Proc,
     RecordingUpstream,
     Traefik,
-    base_env,
     edge_env,
+    key_entry,
     make_cert,
+    new_key,
     recording_upstream,
+    start_app,
     start_authd,
     start_traefik,
+    write_keys_file,
 )
 
 
@@ -45,18 +42,6 @@ class Keys:
     file: Path
 
 
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def write_keys_file(path: Path, entries: list[dict[str, object]]) -> None:
-    """Write atomically (temp file + rename), the way Ansible and editors replace files."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"keys": entries}))
-    tmp.chmod(0o600)
-    tmp.replace(path)
-
-
 @pytest.fixture(scope="session")
 def edge_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("edge")
@@ -65,18 +50,18 @@ def edge_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def keys(edge_dir: Path) -> Keys:
     k = Keys(
-        default=f"sk-default-{secrets.token_urlsafe(24)}",
-        alice=f"sk-alice-{secrets.token_urlsafe(24)}",
-        disabled=f"sk-disabled-{secrets.token_urlsafe(24)}",
-        expired=f"sk-expired-{secrets.token_urlsafe(24)}",
+        default=new_key("default"),
+        alice=new_key("alice"),
+        disabled=new_key("disabled"),
+        expired=new_key("expired"),
         file=edge_dir / "api-keys.json",
     )
     write_keys_file(
         k.file,
         [
-            {"name": "alice", "sha256": _digest(k.alice)},
-            {"name": "mallory", "sha256": _digest(k.disabled), "disabled": True},
-            {"name": "past", "sha256": _digest(k.expired), "expires_at": "2020-01-01T00:00:00Z"},
+            key_entry("alice", k.alice),
+            key_entry("mallory", k.disabled, disabled=True),
+            key_entry("past", k.expired, expires_at="2020-01-01T00:00:00Z"),
         ],
     )
     return k
@@ -94,35 +79,13 @@ def authd(edge_dir: Path, keys: Keys) -> Iterator[Authd]:
     server.proc.stop()
 
 
-@dataclass
-class App:
-    url: str
-    proc: Proc
-
-    def hits(self, method: str, path: str) -> int:
-        """Requests the app answered, from its access log (`app.access ... METHOD PATH STATUS ...`)."""
-        pattern = re.compile(rf"app\.access\b.* {re.escape(method)} {re.escape(path)} \d{{3}} ")
-        return sum(1 for line in self.proc.log().splitlines() if pattern.search(line))
-
-    def settled_hits(self, method: str, path: str) -> int:
-        """hits() once everything sent before this call is logged: a marker request's line is awaited
-        first (one worker logs in order), so a request that did reach the app cannot be missed."""
-        request_id = httpx.get(f"{self.url}/livez", timeout=5).headers["x-request-id"]
-        wait_for(lambda: f"id={request_id}" in self.proc.log(), what="the app's marker access line", interval=0.01)
-        return self.hits(method, path)
-
-
 @pytest.fixture(scope="session")
-def app(edge_dir: Path, keys: Keys) -> Iterator[App]:
-    """The real app (`python -m app`) on a free loopback port, offline model, one codex worker."""
-    if not (REPO / "app" / "__main__.py").exists():
-        pytest.fail("app/__main__.py is missing: the edge tests need the real app (`python -m app`)")
-    port = free_port()
-    codex_home = edge_dir / "codex-home"  # no auth.json: the app runs its offline model
+def app(edge_dir: Path, keys: Keys, offline_model: ThreadedOfflineModel) -> Iterator[App]:
+    """The real app (`python -m app`) on a free loopback port, one codex worker, backed by the run's
+    offline model (tests script it and read what it did)."""
+    codex_home = edge_dir / "codex-home"
     codex_home.mkdir()
     env = {
-        **base_env(),
-        "PORT": str(port),
         "PROXY_HOST": "127.0.0.1",
         "PROXY_ENV": "dev",
         "PROXY_API_KEY": keys.default,
@@ -130,19 +93,11 @@ def app(edge_dir: Path, keys: Keys) -> Iterator[App]:
         "PROXY_ALLOWED_HOSTS": API_HOST,  # Traefik passes the public Host through (passHostHeader)
         "CODEX_HOME": str(codex_home),
         "PROXY_WORKER_COUNT": "1",
+        **offline_env(offline_model),
     }
-    proc = Proc("app", [sys.executable, "-m", "app"], env, edge_dir)
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        proc.assert_alive()
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-
-    try:
-        wait_for(ready, timeout=45, interval=0.1, what="the app's /readyz")
-        yield App(url, proc)
-    finally:
-        proc.stop(timeout=15)
+    server = start_app(edge_dir, env)
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

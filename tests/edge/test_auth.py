@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.edge.conftest import App, Keys
-from tests.edge.harness import Authd, RecordingUpstream, Traefik
+from tests.edge.conftest import Keys
+from tests.edge.harness import App, Authd, RecordingUpstream, Traefik
 
 pytestmark = pytest.mark.edge
 
@@ -131,11 +130,7 @@ def test_app_records_the_identity_authd_resolved(edge: Traefik, keys: Keys, app:
             extensions=edge.ext,
         )
     assert r.status_code == 200
-    request_id = r.headers["x-request-id"]
-    # The access line is written as the response completes: poll for it.
-    lines = wait_for(
-        lambda: [line for line in app.proc.log().splitlines() if f"id={request_id}" in line], what="access log line"
-    )
+    lines = app.wait_logged(r.headers["x-request-id"])
     assert any("user=alice" in line for line in lines), lines
     assert not any("user=admin" in line for line in lines)
 

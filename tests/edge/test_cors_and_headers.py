@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.edge.conftest import App, Keys
-from tests.edge.harness import Authd, RecordingUpstream, Traefik
-from tests.edge.traefik_config import DYNAMIC_DIR
+from tests.edge.conftest import Keys
+from tests.edge.harness import App, Authd, RecordingUpstream, Traefik, cors_allowlist
 
 pytestmark = pytest.mark.edge
 
@@ -23,11 +22,6 @@ SECURITY_HEADERS = {
 }
 
 
-def allowlist() -> list[str]:
-    lines = [line.strip() for line in (DYNAMIC_DIR.parent.parent / "cors-origins.txt").read_text().splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
-
-
 def preflight(origin: str, path: str = "/v1/chat/completions") -> dict[str, str]:
     return {"origin": origin, "access-control-request-method": "POST", "access-control-request-headers": SDK_HEADERS}
 
@@ -39,7 +33,7 @@ def assert_security_headers(headers: object) -> None:
 
 
 @pytest.mark.parametrize(
-    "origin", [*allowlist(), "https://api.example.test", "https://web.example.test"], ids=lambda o: o
+    "origin", [*cors_allowlist(), "https://api.example.test", "https://web.example.test"], ids=lambda o: o
 )
 def test_preflight_from_allowed_origin_is_answered_at_traefik(
     edge: Traefik, authd: Authd, app: App, origin: str

@@ -2,12 +2,16 @@
 
 Each test starts its own Traefik(s) so their buckets never throttle the other edge tests. All loopback
 clients share one bucket (same source address), which is what these tests rely on.
+
+Every bucket here refills once an hour (`RATE_LIMIT_PERIOD=1h`): a test then sees exactly its burst
+whatever the machine's speed. A refill of a few tokens per second made the outcome depend on how long
+the requests took, which a busy machine stretches (the shared-Redis bound of 10 to 13 allowed requests
+held only while 30 requests took less than about 3 s).
 """
 
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,8 +21,7 @@ import pytest
 import redis
 
 from tests.conftest import free_port, wait_for
-from tests.edge.conftest import App
-from tests.edge.harness import Authd, Proc, Traefik, edge_env, start_traefik
+from tests.edge.harness import App, Authd, Proc, Traefik, edge_env, start_traefik
 
 pytestmark = pytest.mark.edge
 
@@ -53,20 +56,16 @@ def _get(traefik: Traefik, client: httpx.Client) -> httpx.Response:
 
 
 def test_burst_past_the_limit_gets_429(tmp_path: Path, cert: tuple[Path, Path], authd: Authd, app: App) -> None:
-    env = edge_env(app.url, authd.url, *cert, RATE_LIMIT_AVERAGE="5", RATE_LIMIT_BURST="10", RATE_LIMIT_PERIOD="1s")
+    env = edge_env(app.url, authd.url, *cert, RATE_LIMIT_AVERAGE="5", RATE_LIMIT_BURST="10", RATE_LIMIT_PERIOD="1h")
     traefik = start_traefik(tmp_path, env, cert[0])
     try:
         with traefik.client() as client, ThreadPoolExecutor(8) as pool:
-            started = time.monotonic()
             responses = list(pool.map(lambda _: _get(traefik, client), range(40)))
-            elapsed = time.monotonic() - started
     finally:
         traefik.proc.stop()
     statuses = [r.status_code for r in responses]
-    assert set(statuses) <= {200, 429}
+    assert sorted(statuses) == [200] * 10 + [429] * 30, statuses  # the burst, then nothing
     limited = [r for r in responses if r.status_code == 429]
-    assert limited, statuses
-    assert statuses.count(200) <= 10 + 5 * elapsed + 2  # burst + refill while sending + slack
     r = limited[0]
     assert r.headers["retry-after"]
     assert r.headers["x-frame-options"] == "DENY"  # security headers on the 429 too
@@ -85,7 +84,7 @@ def test_buckets_follow_the_client_header_behind_cloudflare(
         *cert,
         RATE_LIMIT_AVERAGE="1",
         RATE_LIMIT_BURST="3",
-        RATE_LIMIT_PERIOD="10s",
+        RATE_LIMIT_PERIOD="1h",
         RATE_LIMIT_SOURCE_HEADER=source_header,
     )
     traefik = start_traefik(tmp_path, env, cert[0])
@@ -108,8 +107,8 @@ def test_buckets_follow_the_client_header_behind_cloudflare(
 def test_two_traefiks_share_the_limit_only_through_redis(
     tmp_path: Path, cert: tuple[Path, Path], authd: Authd, app: App, redis_endpoint: str, backend: str, shared: bool
 ) -> None:
-    """10 tokens per 10 s, 30 requests alternating between two Traefiks: one shared bucket lets ~10 through
-    in total; two in-memory buckets let ~10 through each (the control proving the test can tell)."""
+    """A burst of 10, 30 requests alternating between two Traefiks: one shared bucket lets 10 through in
+    total; two in-memory buckets let 10 through each (the control proving the test can tell)."""
     env = edge_env(
         app.url,
         authd.url,
@@ -117,7 +116,7 @@ def test_two_traefiks_share_the_limit_only_through_redis(
         RATE_LIMIT_BACKEND=backend,
         REDIS_ENDPOINT=redis_endpoint,
         RATE_LIMIT_AVERAGE="10",
-        RATE_LIMIT_PERIOD="10s",
+        RATE_LIMIT_PERIOD="1h",
         RATE_LIMIT_BURST="10",
     )
     first = start_traefik(tmp_path / "a", env, cert[0])
@@ -130,22 +129,18 @@ def test_two_traefiks_share_the_limit_only_through_redis(
             second.proc.stop()
     finally:
         first.proc.stop()
-    ok = statuses.count(200)
     assert set(statuses) <= {200, 429}
-    if shared:
-        assert 10 <= ok <= 13, statuses
-    else:
-        assert ok >= 19, statuses
+    assert statuses.count(200) == (10 if shared else 20), statuses
 
 
 def test_public_health_route_is_rate_limited(tmp_path: Path, cert: tuple[Path, Path], authd: Authd, app: App) -> None:
-    """/healthz needs no key, so it had to have a limit too (issue 13: it was the one unthrottled route)."""
-    env = edge_env(app.url, authd.url, *cert, RATE_LIMIT_AVERAGE="1", RATE_LIMIT_BURST="3", RATE_LIMIT_PERIOD="10s")
+    """/healthz needs no key, so it had to have a limit too (issue 13: it was the one unthrottled route). An hour-long
+    period makes the refill negligible, so the count is exact however slow the machine is."""
+    env = edge_env(app.url, authd.url, *cert, RATE_LIMIT_AVERAGE="1", RATE_LIMIT_BURST="3", RATE_LIMIT_PERIOD="1h")
     traefik = start_traefik(tmp_path, env, cert[0])
     try:
         with traefik.client() as client:
             statuses = [client.get("/healthz", extensions=traefik.ext).status_code for _ in range(8)]
     finally:
         traefik.proc.stop()
-    assert statuses[:3] == [200, 200, 200], statuses
-    assert 429 in statuses, statuses
+    assert statuses == [200] * 3 + [429] * 5, statuses

@@ -6,6 +6,7 @@ nsenter relay. `stop()` leaves no process, cgroup, mount or file behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -207,11 +208,21 @@ class NspawnHost:
         )
 
     def _leader_pid(self) -> int:
+        """The container's PID 1 as the host sees it: the nspawn child that lives in a PID namespace of its own.
+
+        nspawn first forks a short-lived helper, still in our PID namespace, which creates the container and
+        exits. Taking whatever child came first sometimes caught that helper (more often on a busy machine):
+        every later nsenter then pointed at a dead process and the "boot" timed out although the container
+        was up (issue 16)."""
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise AssertionError(f"nspawn exited: {(self.workdir / 'nspawn.log').read_text()[-2000:]}")
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        return int(children[0]) if children else 0
+        ours = os.readlink(f"/proc/{self.proc.pid}/ns/pid")
+        for child in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split():
+            with contextlib.suppress(OSError):  # the helper may be gone by now
+                if os.readlink(f"/proc/{child}/ns/pid") != ours:
+                    return int(child)
+        return 0
 
     def _booted(self) -> bool:
         state = self.exec("systemctl is-system-running", check=False).stdout.strip()

@@ -2,18 +2,13 @@
 in front of a stdlib HTTP origin, driven over real loopback HTTP.
 
 The Worker's own behaviour is covered in depth by `npm test` (node:test + Miniflare in-process);
-this suite proves the pieces the Python edge tests build on: mf-serve starts from the shipped
-wrangler.jsonc, answers preflights without touching the origin, streams SSE through unbuffered,
-listens only on the ports it was given, and leaves no node/workerd process behind.
+this suite proves the pieces the chain tests (tests/chain/) build on through tests/worker/harness.py:
+mf-serve starts from the shipped wrangler.jsonc, answers preflights without touching the origin, streams
+SSE through unbuffered, listens only on the ports it was given, and leaves no node/workerd process behind.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,21 +19,13 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import REPO, free_port, wait_for
+from tests.worker.harness import MfServe, start_mf_serve
 
 pytestmark = pytest.mark.worker
 
-WORKER_DIR = REPO / "cloudflare-worker"
 ALLOWED = "app://obsidian.md"
 DENIED = "https://evil.example.test"
 SSE_EVENTS = 5
-# Offline switches (harness.md §2.2); mf-serve also passes `cf: false` to Miniflare.
-OFFLINE_ENV = {
-    "CLOUDFLARE_CF_FETCH_ENABLED": "false",
-    "WRANGLER_SEND_METRICS": "false",
-    "WRANGLER_SEND_ERROR_REPORTS": "false",
-    "CI": "1",
-}
 
 
 # ---- origin ------------------------------------------------------------------------------------
@@ -115,102 +102,11 @@ def origin() -> Iterator[Origin]:
     thread.join(timeout=5)
 
 
-# ---- mf-serve ----------------------------------------------------------------------------------
-
-
-@dataclass
-class MfServe:
-    proc: subprocess.Popen[bytes]
-    url: str
-    port: int
-    pin_base: int
-    stdout: Path
-    stderr: Path
-
-
-def _require_toolchain() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is missing: install Node 20 (apt-get install nodejs) and run `make worker-deps`")
-    if not (WORKER_DIR / "node_modules" / "miniflare").is_dir():
-        pytest.fail("cloudflare-worker/node_modules is missing: run `make worker-deps` (npm ci)")
-    return node
-
-
-def _start(origin_url: str, tmp: Path) -> MfServe:
-    node = _require_toolchain()
-    port, pin_base = free_port(), free_port()
-    out, err = tmp / "mf-serve.out", tmp / "mf-serve.err"
-    env = {
-        **os.environ,
-        **OFFLINE_ENV,
-        "MF_PORT": str(port),
-        "PIN_PORT_BASE": str(pin_base),
-        "ORIGIN_URL": origin_url,
-        "XDG_CONFIG_HOME": str(tmp),
-    }
-    with out.open("wb") as stdout, err.open("wb") as stderr:
-        # Own session = own process group, so teardown can signal node *and* its workerd child.
-        proc = subprocess.Popen(
-            [node, "--require", "./test/pin-ports.cjs", "test/mf-serve.mjs"],
-            cwd=WORKER_DIR,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-        )
-
-    def ready() -> str | None:
-        if proc.poll() is not None:
-            raise AssertionError(f"mf-serve exited {proc.returncode}: {err.read_text()[-2000:]}")
-        for line in out.read_text().splitlines():
-            if line.startswith("READY "):
-                return line.removeprefix("READY ").strip()
-        return None
-
-    try:
-        url = wait_for(ready, timeout=30, what="mf-serve READY")
-    except BaseException:
-        _stop(proc)
-        raise
-    return MfServe(proc=proc, url=url.rstrip("/"), port=port, pin_base=pin_base, stdout=out, stderr=err)
-
-
-def _group(pgid: int) -> list[psutil.Process]:
-    alive = []
-    for p in psutil.process_iter():
-        try:
-            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(p)
-        except (ProcessLookupError, psutil.NoSuchProcess):
-            continue
-    return alive
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the whole group, reap node, and make sure nothing in the group survives."""
-    pgid = proc.pid  # start_new_session: the group id is the leader's pid
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(pgid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    try:
-        wait_for(lambda: not _group(pgid), timeout=10, what=f"process group {pgid} to exit")
-    except AssertionError:
-        for p in _group(pgid):
-            p.kill()
-        raise
-
-
 @pytest.fixture(scope="module")
 def worker(origin: Origin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MfServe]:
-    mf = _start(origin.url, tmp_path_factory.mktemp("mf-serve"))
+    mf = start_mf_serve(tmp_path_factory.mktemp("mf-serve"), {"ORIGIN_URL": origin.url})
     yield mf
-    _stop(mf.proc)
+    mf.stop()
 
 
 @pytest.fixture
@@ -304,8 +200,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_sigterm_stops_node_and_workerd(origin: Origin, tmp_path: Path) -> None:
-    mf = _start(origin.url, tmp_path)
+    mf = start_mf_serve(tmp_path, {"ORIGIN_URL": origin.url})
     children = psutil.Process(mf.proc.pid).children(recursive=True)
     assert "workerd" in [c.name() for c in children]
-    _stop(mf.proc)
+    mf.stop()
     assert [pid for pid in (mf.proc.pid, *(c.pid for c in children)) if _alive(pid)] == []
