@@ -1,7 +1,9 @@
 """Assembles the model backend from Settings: Codex home, offline model or login, the worker pool.
 
 The app's lifespan owns one `ModelBackend`: `start()` never raises for an environment problem (wrong
-CODEX_BIN, unwritable CODEX_HOME…) — the process keeps serving /healthz while /readyz explains the fix.
+CODEX_BIN, unwritable CODEX_HOME, no login in production…) — the process keeps serving /healthz while
+/readyz explains the fix. A login that appears later (the operator ran `make login` / `login.yml`) is
+picked up without a restart.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import cast
 
 import msgspec
 
 from app.codex import protocol as p
 from app.codex.launch import Backend, build_argv, build_env, has_login, prepare_codex_home
 from app.codex.pool import PoolConfig, WorkerPool, WorkerStatus
-from app.codex.turn import InFlight
+from app.codex.turn import InFlight, TurnSession
+from app.errors import login_required, not_ready
+from app.login_state import BackendChoice, LoginState, WatchedTurn, choose_backend, login_file
 from app.offline_model import OfflineModel
 from app.settings import Settings
 
@@ -37,6 +42,8 @@ class ModelBackend:
         self.codex_home = settings.codex_home_path
         self.workdir: Path | None = None
         self._models_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self.login = LoginState(self.codex_home)
 
     async def start(self) -> None:
         s = self.settings
@@ -51,7 +58,22 @@ class ModelBackend:
             logger.error("backend not started: %s", self.problem)
             self.mode = "misconfigured"
             return
-        backend = await self._choose_backend()
+        choice = choose_backend(s.backend, s.env, has_login(self.codex_home))
+        if choice == "needs_login":
+            self.mode = "needs_login"
+            self.login.missing()
+        else:
+            self.pool = await self._start_pool(choice)
+            if choice == "codex":
+                self.login.present()
+        if s.backend != "offline":
+            # A login may appear (first login), disappear or be replaced (re-login after a rejection) at any time.
+            self._watch_task = asyncio.create_task(self._watch_login(), name="login-watch")
+
+    async def _start_pool(self, choice: BackendChoice) -> WorkerPool:
+        s = self.settings
+        assert self.workdir is not None
+        backend = await self._choose_backend(choice)
         argv = build_argv(s.codex_bin, backend)
         env = build_env(os.environ, self.codex_home, backend)
         config = PoolConfig(
@@ -70,15 +92,15 @@ class ModelBackend:
             shutdown_grace=s.worker_shutdown_grace_ms / 1000,
             max_turns=s.worker_max_turns,
         )
-        self.pool = WorkerPool(config, preflight=self._preflight)
-        await self.pool.start()
-        if self.mode == "codex":
-            self._models_task = asyncio.create_task(self._load_account_models(), name="account-models")
+        pool = WorkerPool(config, preflight=self._preflight)
+        await pool.start()
+        if choice == "codex":
+            self._models_task = asyncio.create_task(self._load_account_models(pool), name="account-models")
+        return pool
 
-    async def _choose_backend(self) -> Backend:
+    async def _choose_backend(self, choice: BackendChoice) -> Backend:
         s = self.settings
-        use_offline = s.backend == "offline" or (s.backend == "auto" and not has_login(self.codex_home))
-        if not use_offline:
+        if choice == "codex":
             self.mode = "codex"
             logger.info("model backend: the Codex login in %s", self.codex_home)
             return Backend(mode="codex")
@@ -88,14 +110,77 @@ class ModelBackend:
             self.offline = OfflineModel()
             await self.offline.start()
             url = self.offline.base_url
-        logger.warning(
-            "No Codex login in %s: serving the built-in offline model (replies echo the prompt). "
-            "To use your ChatGPT account run `CODEX_HOME=%s %s login` and restart.",
-            self.codex_home,
-            self.codex_home,
-            s.codex_bin,
-        )
+        if s.backend == "offline":
+            logger.warning("PROXY_BACKEND=offline: serving the built-in offline model (replies echo the prompt)")
+        else:
+            logger.warning(
+                "No Codex login in %s: serving the built-in offline model (replies echo the prompt). "
+                "To use your ChatGPT account run `make login` (or `CODEX_HOME=%s %s login --device-auth`); "
+                "the login is picked up without a restart.",
+                self.codex_home,
+                self.codex_home,
+                s.codex_bin,
+            )
         return Backend(mode="offline", offline_base_url=url)
+
+    # ---- the login on disk -----------------------------------------------------------------------------------
+
+    async def _watch_login(self) -> None:
+        """Poll auth.json (a stat every PROXY_LOGIN_POLL_MS); owned by the backend, cancelled in stop()."""
+        while True:
+            await asyncio.sleep(self.settings.login_poll_ms / 1000)
+            try:
+                await self._check_login()
+            except Exception:  # one failed switch must not end the watch for the process's lifetime
+                logger.exception("checking the Codex login in %s failed", self.codex_home)
+
+    async def _check_login(self) -> None:
+        present = login_file(self.codex_home) is not None
+        if self.mode in ("needs_login", "offline") and present:
+            logger.info("a Codex login appeared in %s: starting workers that use it", self.codex_home)
+            await self._replace_pool("codex")
+        elif self.mode == "codex" and not present:
+            self.login.missing()
+        elif self.mode == "codex" and (self.login.status == "missing" or self.login.login_replaced()):
+            logger.info("the Codex login in %s changed: restarting the workers with it", self.codex_home)
+            await self._replace_pool("codex")
+
+    async def _replace_pool(self, choice: BackendChoice) -> None:
+        """Start the new pool, let it get ready (bounded), switch to it, then drain and stop the old one."""
+        old_pool, old_offline = self.pool, self.offline
+        self.offline = None
+        await self._cancel_models_task()
+        pool = await self._start_pool(choice)
+        await pool.wait_ready(self.settings.worker_startup_timeout_ms / 1000)
+        self.pool = pool
+        self.login.present()  # only now: readiness must not come back on the old pool's workers
+        if old_pool is not None:
+            await old_pool.wait_idle(self.settings.request_timeout_ms / 1000)
+            await old_pool.stop()
+        if old_offline is not None:
+            with contextlib.suppress(Exception):
+                await old_offline.stop()
+
+    # ---- what the generation routes and the health endpoints ask ------------------------------------------
+
+    def serving_pool(self) -> WorkerPool:
+        """The pool a generation request may use, or the 503 that says why there is none.
+
+        No login → 503 codex_login_required (never the offline model in its place). A login the provider
+        rejected still gets its turns: codex answers them (a 401 becomes codex_login_required too) until one
+        succeeds, which is what brings readiness back.
+        """
+        if self.login.status == "missing":
+            raise login_required()
+        if self.pool is None:
+            raise not_ready(self.not_ready_reason())
+        return self.pool
+
+    def watch_turn(self, session: TurnSession) -> TurnSession:
+        """Let the login state see the turn's outcome (auth failures, successes) when a login is in use."""
+        if self.mode != "codex":
+            return session
+        return cast(TurnSession, WatchedTurn(session, self.login))
 
     def _preflight(self) -> str | None:
         """Checked before every spawn so /readyz names the fix instead of a raw errno."""
@@ -106,11 +191,17 @@ class ModelBackend:
             return f"CODEX_BIN {path} is not executable: chmod +x it or set CODEX_BIN"
         return None
 
-    async def _load_account_models(self) -> None:
+    async def _load_account_models(self, pool: WorkerPool) -> None:
         """Once a worker is ready, learn the account's models (owned by the backend, cancelled on stop)."""
-        assert self.pool is not None
-        if await self.pool.wait_ready(self.settings.worker_startup_timeout_ms / 1000 * 2):
+        if await pool.wait_ready(self.settings.worker_startup_timeout_ms / 1000 * 2):
             await self.refresh_account_models()
+
+    async def _cancel_models_task(self) -> None:
+        if self._models_task is not None:
+            self._models_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._models_task
+            self._models_task = None
 
     async def refresh_account_models(self) -> None:
         """With a real login, add the models the account reports (model/list) to the accepted ids."""
@@ -137,10 +228,11 @@ class ModelBackend:
             logger.info("model/list failed: %s", exc)
 
     async def stop(self) -> None:
-        if self._models_task is not None:
-            self._models_task.cancel()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._models_task
+                await self._watch_task
+        await self._cancel_models_task()
         if self.pool is not None:
             await self.pool.stop()
         if self.offline is not None:
@@ -151,19 +243,32 @@ class ModelBackend:
 
     @property
     def ready(self) -> bool:
-        return self.pool is not None and self.pool.ready_count > 0
+        return self.pool is not None and self.login.usable and self.pool.ready_count > 0
 
     def not_ready_reason(self) -> str:
         if self.problem:
             return self.problem
+        if not self.login.usable:
+            return self.login.reason()
         if self.pool is None:
             return "backend starting"
         return self.pool.not_ready_reason()
+
+    def not_ready_code(self) -> str | None:
+        """A stable word for monitoring: None when ready, else misconfigured / needs_login / worker_not_ready."""
+        if self.ready:
+            return None
+        if self.problem:
+            return "misconfigured"
+        if not self.login.usable:
+            return "needs_login"
+        return "worker_not_ready"
 
     def health(self) -> BackendHealth:
         pool = self.pool
         return BackendHealth(
             backend_mode=self.mode,
+            login=self.login.status,
             ready=self.ready,
             reason=None if self.ready else self.not_ready_reason(),
             codex_home=str(self.codex_home),
@@ -176,6 +281,8 @@ class ModelBackend:
 
 class BackendHealth(msgspec.Struct):
     backend_mode: str
+    # not_used (offline model), missing, present, rejected (the provider refused it; see reason)
+    login: str
     ready: bool
     reason: str | None
     codex_home: str

@@ -56,6 +56,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     codex_model: str = "gpt-5.2"
     backend: Literal["auto", "codex", "offline"] = "auto"
     offline_model_url: str | None = None
+    # How often the backend looks at CODEX_HOME/auth.json (a new login, a re-login after a rejection).
+    login_poll_ms: int = 2000
 
     # Worker pool.
     worker_count: int = 2
@@ -117,6 +119,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             codex_model=e.get("CODEX_MODEL", "gpt-5.2"),
             backend=_choice(e, "PROXY_BACKEND", "auto", ("auto", "codex", "offline")),  # type: ignore[arg-type]
             offline_model_url=e.get("PROXY_OFFLINE_MODEL_URL") or None,
+            login_poll_ms=_int(e, "PROXY_LOGIN_POLL_MS", 2000, lo=50),
             worker_count=_int(e, "PROXY_WORKER_COUNT", 2, lo=1, hi=64),
             worker_max_concurrency=_int(e, "WORKER_MAX_CONCURRENCY", 8, lo=1),
             worker_queue_timeout_ms=_int(e, "WORKER_QUEUE_TIMEOUT_MS", 2000, lo=0),

@@ -1,4 +1,8 @@
-"""Process and backend health: /healthz (process up), /readyz (a worker is ready), /livez (event loop alive)."""
+"""Process and backend health: /healthz (process up), /readyz (a worker is ready), /livez (event loop alive).
+
+/readyz is 503 `needs_login` when the backend has no usable Codex login (missing in production, or rejected by
+the provider while serving); /healthz shows the login's state to operators on the host.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ class PublicHealth(msgspec.Struct):
 
 class Ready(msgspec.Struct):
     ready: bool
+    # None when ready; else misconfigured / needs_login / worker_not_ready (stable words for monitoring).
+    code: str | None
     reason: str | None
     backend_mode: str
     ready_workers: int
@@ -46,6 +52,7 @@ def readyz(state: State) -> Response[Ready]:
     ready = backend.ready
     body = Ready(
         ready=ready,
+        code=backend.not_ready_code(),
         reason=None if ready else backend.not_ready_reason(),
         backend_mode=backend.mode,
         ready_workers=backend.pool.ready_count if backend.pool else 0,

@@ -275,9 +275,7 @@ class TurnRecorder:
 
 async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: WireFormat) -> Response[Any]:
     s = ctx.settings
-    pool = ctx.backend.pool
-    if pool is None:
-        raise not_ready(ctx.backend.not_ready_reason())
+    pool = ctx.backend.serving_pool()  # issue 10: 503 codex_login_required / worker_not_ready when it cannot serve
     if plan.stream:
         ctx.streams.acquire()
     recorder = TurnRecorder(ctx, request, plan)
@@ -288,6 +286,7 @@ async def execute(ctx: ApiContext, request: Request, plan: t.TurnPlan, fmt: Wire
         usage_grace=s.usage_grace_ms / 1000,
         in_flight=ctx.backend.in_flight,
     )
+    session = ctx.backend.watch_turn(session)  # issue 10: auth failures flip readiness until a turn succeeds
     try:
         await session.__aenter__()
     except BaseException as exc:
