@@ -58,6 +58,19 @@ class LoginFile(msgspec.Struct, frozen=True):
     mtime_ns: int
 
 
+# Written by `python -m app.login` next to auth.json after every successful login. Codex's own token refreshes
+# rewrite auth.json but never this file, so a change here means "a new login": the workers are restarted so
+# no process keeps (and refreshes) the tokens of the login it replaced.
+GENERATION_FILE = ".login-generation"
+
+
+def login_generation(codex_home: Path) -> str | None:
+    try:
+        return (codex_home / GENERATION_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
 def login_file(codex_home: Path) -> LoginFile | None:
     try:
         st = os.stat(codex_home / "auth.json")
@@ -75,6 +88,7 @@ class LoginState:
         self.rejected_at: float | None = None
         self.rejected_message = ""
         self.rejected_file: LoginFile | None = None
+        self.generation: str | None = None
 
     @property
     def usable(self) -> bool:
@@ -97,6 +111,7 @@ class LoginState:
         self.status = "present"
         self.rejected_at = None
         self.rejected_file = None
+        self.generation = login_generation(self.codex_home)
 
     def missing(self) -> None:
         if self.status != "missing":
@@ -121,7 +136,10 @@ class LoginState:
             self.present()
 
     def login_replaced(self) -> bool:
-        """True when auth.json changed since the rejection (a new login or a refresh by another process)."""
+        """A new login since the workers started (app.login's generation), or, after a rejection, any change
+        to auth.json (a login made some other way, or a refresh by another process)."""
+        if self.status != "not_used" and login_generation(self.codex_home) != self.generation:
+            return True
         return self.status == "rejected" and login_file(self.codex_home) != self.rejected_file
 
 

@@ -98,8 +98,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return Path(self.codex_home).expanduser().resolve()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every PROXY_*/CODEX_*/WORKER_* variable; raise ConfigError naming the bad one."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, check: bool = True) -> Settings:
+        """Read every PROXY_*/CODEX_*/WORKER_* variable; raise ConfigError naming the bad one.
+
+        `check=False` skips the serving-safety checks (the API key) for tools that only need paths, such as
+        `python -m app.login`."""
         e = os.environ if environ is None else environ
         env = _choice(e, "PROXY_ENV", "dev", ("dev", "prod"))
         prod = env == "prod"
@@ -147,7 +150,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             enable_cors=_bool(e, "PROXY_ENABLE_CORS", True),
             cors_allowed_origins=_list(e, "PROXY_CORS_ALLOWED_ORIGINS", ("*",)),
         )
-        settings.check()
+        if check:
+            settings.check()
         return settings
 
     def check(self) -> None:
