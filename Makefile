@@ -25,6 +25,11 @@ login: deps
 sync-config: deps
 	$(BIN)/python -m app.config_sync $(SYNC_ARGS)
 
+## make promote: the release dev runs, to prod, only if dev is green (ansible/promote.py; PROMOTE_ARGS passes
+## --dev-args/--prod-args). Prod's vault password is asked for (--vault-id prod@prompt).
+promote: test-deps
+	$(BIN)/python ansible/promote.py $(PROMOTE_ARGS)
+
 ## make test: installs everything the tests need (pip, npm, apt), then lint gates and the whole suite.
 test: test-deps
 	$(BIN)/ruff format --check .

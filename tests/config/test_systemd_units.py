@@ -19,7 +19,11 @@ UNITS = REPO / "systemd"
 # Codex's bubblewrap sandbox needs (user + mount namespaces), so its ceiling is higher.
 THRESHOLDS = {"codex-api.service": 5.0, "codex-authd.service": 2.0, "traefik.service": 2.0}
 # Executables each unit starts; verify fails when ExecStart= points at a missing file.
-EXECUTABLES = ("opt/codex-api/venv/bin/python", "opt/codex-api/venv/bin/codex-authd", "opt/traefik/bin/traefik")
+EXECUTABLES = (
+    "opt/codex-api/current/venv/bin/python",
+    "opt/codex-api/current/venv/bin/codex-authd",
+    "opt/traefik/bin/traefik",
+)
 
 
 def _analyze() -> str:
