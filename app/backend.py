@@ -13,8 +13,9 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 
 import msgspec
 
@@ -43,6 +44,7 @@ class ModelBackend:
         self.workdir: Path | None = None
         self._models_task: asyncio.Task[None] | None = None
         self._watch_task: asyncio.Task[None] | None = None
+        self._retiring: list[Callable[[], Awaitable[None]]] = []
         self.login = LoginState(self.codex_home)
 
     async def start(self) -> None:
@@ -145,21 +147,27 @@ class ModelBackend:
             logger.info("the Codex login in %s changed: restarting the workers with it", self.codex_home)
             await self._replace_pool("codex")
 
-    async def _replace_pool(self, choice: BackendChoice) -> None:
+    async def _replace_pool(self, choice: Literal["codex"]) -> None:
         """Start the new pool, let it get ready (bounded), switch to it, then drain and stop the old one."""
         old_pool, old_offline = self.pool, self.offline
-        self.offline = None
         await self._cancel_models_task()
         pool = await self._start_pool(choice)
-        await pool.wait_ready(self.settings.worker_startup_timeout_ms / 1000)
-        self.pool = pool
+        try:
+            await pool.wait_ready(self.settings.worker_startup_timeout_ms / 1000)
+        except BaseException:  # stop() cancelled the watch mid-switch: the new pool is not ours to keep
+            await asyncio.shield(pool.stop())
+            raise
+        self.pool, self.offline = pool, None
         self.login.present()  # only now: readiness must not come back on the old pool's workers
+        # Until they are stopped, the old pool and offline model are stop()'s to clean up if it runs now.
+        retiring = [x.stop for x in (old_pool, old_offline) if x is not None]
+        self._retiring += retiring
         if old_pool is not None:
             await old_pool.wait_idle(self.settings.request_timeout_ms / 1000)
-            await old_pool.stop()
-        if old_offline is not None:
+        for stop in retiring:
             with contextlib.suppress(Exception):
-                await old_offline.stop()
+                await stop()
+            self._retiring.remove(stop)
 
     # ---- what the generation routes and the health endpoints ask ------------------------------------------
 
@@ -233,6 +241,9 @@ class ModelBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch_task
         await self._cancel_models_task()
+        for stop in self._retiring:
+            with contextlib.suppress(Exception):
+                await stop()
         if self.pool is not None:
             await self.pool.stop()
         if self.offline is not None:

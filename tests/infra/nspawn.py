@@ -112,9 +112,14 @@ class NspawnHost:
         )
         log.close()
         self.leader = wait_for(self._leader_pid, timeout=20, what="nspawn's container leader")
-        wait_for(self._booted, timeout=60, interval=0.1, what=f"{self.name} to boot (see {self.workdir}/nspawn.log)")
+        try:
+            wait_for(self._booted, timeout=180, interval=0.2, what=f"{self.name} to boot")
+        except AssertionError as exc:  # say what systemd was still doing (a busy machine boots slowly)
+            state = self.exec("systemctl is-system-running; systemctl list-jobs --no-pager", check=False)
+            detail = f"{exc}; state and jobs: {state.stdout[-1500:]} (see {self.workdir}/nspawn.log)"
+            raise AssertionError(detail) from None
         self._write_ssh_config()
-        wait_for(self._ssh_ok, timeout=30, interval=0.1, what=f"ssh to {self.name}")
+        wait_for(self._ssh_ok, timeout=60, interval=0.1, what=f"ssh to {self.name}")
 
     def stop(self) -> None:
         if self.ssh_config.exists():  # end the shared ssh master (and with it the relay)

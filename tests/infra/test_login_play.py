@@ -46,5 +46,5 @@ def test_no_staging_home_or_transcript_is_left(nspawn_host: NspawnHost) -> None:
 
 
 def test_no_login_process_is_left_running(nspawn_host: NspawnHost) -> None:
-    r = nspawn_host.exec("pgrep -af 'codex login' || true")
+    r = nspawn_host.exec("pgrep -af '[c]odex login' || true")
     assert r.stdout.strip() == ""

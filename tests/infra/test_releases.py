@@ -5,6 +5,7 @@ its login, the usage ledger and the keys byte-identical before and after."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -20,17 +21,12 @@ from tests.infra.test_promote import promote
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
 
-# State a rollback must never touch. In the Codex home: the login, the repo-managed config and its record,
-# and the usage ledger; the rest of the home is codex's own runtime state, which the running app writes.
-STATE = [
-    f"{CODEX_HOME}/auth.json",
-    f"{CODEX_HOME}/config.toml",
-    f"{CODEX_HOME}/AGENTS.md",
-    f"{CODEX_HOME}/.repo-managed.json",
-    f"{CODEX_HOME}/usage.ndjson",
-    "/etc/codex-api",  # app.env (the API key), api-keys.json (key digests), authd.env
-    "/etc/traefik/tls",  # the origin certificate and its key
-]
+# State a rollback must never touch: the whole Codex home (login, config, usage ledger, codex's sessions and
+# skills), the env and key files, the TLS key.
+STATE = [CODEX_HOME, "/etc/codex-api", "/etc/traefik/tls"]
+# Except codex's own databases: codex rewrites them whenever it starts (measured: they differ after a plain
+# restart of the app with no request in between), and a rollback restarts the app by design.
+CODEX_DATABASE = re.compile(r"\.sqlite(-shm|-wal)?$")
 
 
 def _chat(nh: NspawnHost, text: str) -> tuple[int, str]:
@@ -64,6 +60,10 @@ def _second_release_artifacts(nh: NspawnHost, workdir: Path) -> Path:
     return out
 
 
+def _state(nh: NspawnHost) -> dict[str, str]:
+    return {path: digest for path, digest in nh.digests(STATE).items() if not CODEX_DATABASE.search(path)}
+
+
 @dataclass
 class Cycle:
     first: str
@@ -94,10 +94,10 @@ def cycle(nspawn_host: NspawnHost, prod_host: NspawnHost, tmp_path_factory: pyte
     served_on_second = _chat(nh, "on the second release")
     refused = promote(nh, prod_host)  # the checkout's artifacts are the first release; dev runs the second
     kept = sorted(nh.exec("ls /opt/codex-api/releases").stdout.split())
-    state_before = nh.digests(STATE)
+    state_before = _state(nh)
     pid_before = main_pid(nh)
     rollback = nh.run_playbook("rollback.yml")
-    state_after = nh.digests(STATE)
+    state_after = _state(nh)
     return Cycle(
         first=first,
         second=second,
@@ -141,7 +141,8 @@ def test_rollback_returns_to_the_first_release_and_serves(cycle: Cycle) -> None:
 
 
 def test_rollback_leaves_login_ledger_config_and_keys_byte_identical(cycle: Cycle) -> None:
-    assert f"{CODEX_HOME}/auth.json" in cycle.state_before
-    assert f"{CODEX_HOME}/usage.ndjson" in cycle.state_before
-    assert "/etc/codex-api/api-keys.json" in cycle.state_before
+    for path in ("auth.json", "usage.ndjson", "config.toml", "AGENTS.md", ".repo-managed.json", "installation_id"):
+        assert f"{CODEX_HOME}/{path}" in cycle.state_before, path
+    for path in ("/etc/codex-api/api-keys.json", "/etc/codex-api/app.env", "/etc/traefik/tls/origin.key"):
+        assert path in cycle.state_before, path
     assert cycle.state_after == cycle.state_before
