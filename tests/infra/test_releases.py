@@ -24,9 +24,10 @@ pytestmark = [pytest.mark.infra, pytest.mark.slow]
 # State a rollback must never touch: the whole Codex home (login, config, usage ledger, codex's sessions and
 # skills), the env and key files, the TLS key.
 STATE = [CODEX_HOME, "/etc/codex-api", "/etc/traefik/tls"]
-# Except codex's own databases: codex rewrites them whenever it starts (measured: they differ after a plain
-# restart of the app with no request in between), and a rollback restarts the app by design.
-CODEX_DATABASE = re.compile(r"\.sqlite(-shm|-wal)?$")
+# Except what each codex process keeps for itself and which a restart renews by design: its sqlite databases
+# (measured: they differ after a plain restart with no request in between) and its per-process scratch
+# directory tmp/arg0-linux/codex-arg0<random>/.
+CODEX_RUNTIME = re.compile(rf"\.sqlite(-shm|-wal)?$|^{re.escape(CODEX_HOME)}/tmp/")
 
 
 def _chat(nh: NspawnHost, text: str) -> tuple[int, str]:
@@ -61,7 +62,7 @@ def _second_release_artifacts(nh: NspawnHost, workdir: Path) -> Path:
 
 
 def _state(nh: NspawnHost) -> dict[str, str]:
-    return {path: digest for path, digest in nh.digests(STATE).items() if not CODEX_DATABASE.search(path)}
+    return {path: digest for path, digest in nh.digests(STATE).items() if not CODEX_RUNTIME.search(path)}
 
 
 @dataclass
