@@ -118,7 +118,11 @@ class ApiServer:
                 raise AssertionError(f"app exited with {self.proc.returncode}:\n{self.log()}")
             return httpx.get(self.base_url + path, timeout=2).status_code == 200
 
-        wait_for(up, timeout=ready_timeout, what=f"app {path} on port {self.port}")
+        try:
+            wait_for(up, timeout=ready_timeout, what=f"app {path} on port {self.port}")
+        except BaseException:  # a fixture that fails to start has no teardown: never leave the app running
+            self.stop()
+            raise
         return self
 
     def log(self) -> str:
