@@ -116,7 +116,8 @@ class NspawnHost:
             wait_for(self._booted, timeout=180, interval=0.2, what=f"{self.name} to boot")
         except AssertionError as exc:  # say what systemd was still doing (a busy machine boots slowly)
             state = self.exec("systemctl is-system-running; systemctl list-jobs --no-pager", check=False)
-            detail = f"{exc}; state and jobs: {state.stdout[-1500:]} (see {self.workdir}/nspawn.log)"
+            seen = (state.stdout + state.stderr)[-1500:]
+            detail = f"{exc}; leader {self.leader}, state and jobs: {seen} (see {self.workdir}/nspawn.log)"
             raise AssertionError(detail) from None
         self._write_ssh_config()
         wait_for(self._ssh_ok, timeout=60, interval=0.1, what=f"ssh to {self.name}")
@@ -257,8 +258,18 @@ class NspawnHost:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise AssertionError(f"nspawn exited: {(self.workdir / 'nspawn.log').read_text()[-2000:]}")
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        return int(children[0]) if children else 0
+        # nspawn's first child is a short-lived "outer child" that sets up and exits; the container's init is
+        # the one that is pid 1 in its own namespace (NSpid ends in 1). Taking any child raced on a busy
+        # machine: nsenter then pointed at a dead pid and the boot wait ran out.
+        for child in Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split():
+            try:
+                status = Path(f"/proc/{child}/status").read_text()
+            except OSError:
+                continue
+            nspid = next((line.split()[1:] for line in status.splitlines() if line.startswith("NSpid:")), [])
+            if len(nspid) > 1 and nspid[-1] == "1":
+                return int(child)
+        return 0
 
     def _booted(self) -> bool:
         state = self.exec("systemctl is-system-running", check=False).stdout.strip()
