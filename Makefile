@@ -9,11 +9,26 @@ CODEX_TRIPLE := $(if $(filter aarch64 arm64,$(ARCH)),aarch64-unknown-linux-musl,
 CODEX := codex-cli/node_modules/@openai/$(CODEX_PKG)/vendor/$(CODEX_TRIPLE)/bin/codex
 APT_PACKAGES := $(shell grep -v '^\#' apt-packages.txt)
 
-.PHONY: run test lint format bench deps test-deps apt codex worker-deps clean schema
+.PHONY: run test lint format bench deps test-deps apt codex worker-deps clean schema login sync-config promote
 
 ## make run: virtualenv + pinned Codex CLI, then the API on 127.0.0.1:11435 (PORT / PROXY_HOST override).
 run: deps
 	$(BIN)/python -m app
+
+## make login: Codex device-code login for CODEX_HOME (default .codev); prints a URL + code, waits, fails fast
+## offline. LOGIN_ARGS passes options (e.g. --codex-home DIR --code-timeout 60). Hosts: ansible/login.yml.
+login: deps
+	$(BIN)/python -m app.login $(LOGIN_ARGS)
+
+## make sync-config: repo-managed config.toml + AGENTS.md into CODEX_HOME (never auth.json; host edits are kept
+## as <name>.host-edit-<time>, or refused with SYNC_ARGS=--on-host-edit=refuse).
+sync-config: deps
+	$(BIN)/python -m app.config_sync $(SYNC_ARGS)
+
+## make promote: the release dev runs, to prod, only if dev is green (ansible/promote.py; PROMOTE_ARGS passes
+## --dev-args/--prod-args). Prod's vault password is asked for (--vault-id prod@prompt).
+promote: test-deps
+	$(BIN)/python ansible/promote.py $(PROMOTE_ARGS)
 
 ## make test: installs everything the tests need (pip, npm, apt), then lint gates (ruff, pyright) and the whole suite.
 test: test-deps

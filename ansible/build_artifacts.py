@@ -9,11 +9,17 @@ changed=0. Prints `built` when something was rebuilt, `unchanged` otherwise (the
 changed_when). The controller's Python must match the hosts' minor version (3.11 on bookworm),
 because the wheelhouse holds compiled wheels (granian, msgspec) for the controller's platform.
 
-usage: python build_artifacts.py OUT
+OUT/RELEASE names the release: `<version>-<first 12 hex of the bundle's sha256>`. Hosts install it as
+/opt/codex-api/releases/<that name>; because the build is reproducible, the same tree always gives the
+same name, which is how promotion knows prod gets exactly what dev runs.
+
+usage: python build_artifacts.py OUT [--source DIR]   (DIR: a tree with pyproject.toml, app/, authd/;
+       default: this repository — the infra tests build a second release from a modified copy)
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shutil
@@ -42,6 +48,18 @@ def _source_files() -> list[Path]:
     for top in SOURCES:
         files += [p for p in (REPO / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     return files
+
+
+def write_release(out: Path) -> bool:
+    """OUT/RELEASE = `<version>-<sha256(bundle)[:12]>`: the release directory name on the hosts."""
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    digest = hashlib.sha256((out / "codex-api-bundle.tar").read_bytes()).hexdigest()[:12]
+    name = f"{version}-{digest}\n"
+    path = out / "RELEASE"
+    if path.exists() and path.read_text() == name:
+        return False
+    path.write_text(name)
+    return True
 
 
 def _pip(*args: str, env: dict[str, str] | None = None) -> None:
@@ -121,12 +139,20 @@ def build_traefik_config(out: Path) -> bool:
 
 
 def main() -> None:
-    out = Path(sys.argv[1]).resolve()
+    global REPO
+    parser = argparse.ArgumentParser(description="Build the wheels, bundle and Traefik config the hosts install.")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--source", type=Path, help="build from this tree instead of the repository")
+    args = parser.parse_args()
+    if args.source is not None:
+        REPO = args.source.resolve()
+    out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     changed = build_wheelhouse(out)
     changed = build_app_wheel(out) or changed
     changed = build_bundle(out) or changed
     changed = build_traefik_config(out) or changed
+    changed = write_release(out) or changed
     print("built" if changed else "unchanged")
 
 

@@ -1,7 +1,9 @@
 """Assembles the model backend from Settings: Codex home, offline model or login, the worker pool.
 
 The app's lifespan owns one `ModelBackend`: `start()` never raises for an environment problem (wrong
-CODEX_BIN, unwritable CODEX_HOME…) — the process keeps serving /healthz while /readyz explains the fix.
+CODEX_BIN, unwritable CODEX_HOME, no login in production…) — the process keeps serving /healthz while
+/readyz explains the fix. A login that appears later (the operator ran `make login` / `login.yml`) is
+picked up without a restart.
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Literal, cast
 
 import msgspec
 
 from app.codex import protocol as p
 from app.codex.launch import Backend, Policy, WorkerState, build_argv, build_env, has_login, prepare_codex_home
-from app.codex.pool import PoolConfig, PoolNotReady, WorkerPool, WorkerStatus
+from app.codex.pool import PoolConfig, WorkerPool, WorkerStatus
 from app.codex.turn import (
     InFlight,
     OpenTurn,
@@ -30,6 +33,8 @@ from app.codex.turn import (
     TurnTasks,
     Usage,
 )
+from app.errors import login_required, not_ready
+from app.login_state import BackendChoice, LoginState, WatchedTurn, choose_backend, login_file
 from app.offline_model import OfflineModel
 from app.quota import PlanQuota
 from app.settings import Settings
@@ -56,6 +61,9 @@ class ModelBackend:
         self._models_task: asyncio.Task[None] | None = None
         self.quota = PlanQuota()  # the plan's windows, fed by every worker's account/rateLimits notifications
         self._finishing: set[asyncio.Task[None]] = set()
+        self._watch_task: asyncio.Task[None] | None = None
+        self._retiring: list[Callable[[], Awaitable[None]]] = []
+        self.login = LoginState(self.codex_home)
 
     async def start(self) -> None:
         s = self.settings
@@ -75,7 +83,23 @@ class ModelBackend:
             logger.error("backend not started: %s", self.problem)
             self.mode = "misconfigured"
             return
-        backend = await self._choose_backend()
+        # A forced provider brings its own credentials (config.toml), so it needs no ChatGPT login.
+        choice = choose_backend(s.backend, s.env, has_login(self.codex_home) or bool(s.force_provider))
+        if choice == "needs_login":
+            self.mode = "needs_login"
+            self.login.missing()
+        else:
+            self.pool = await self._start_pool(choice)
+            if choice == "codex":
+                self.login.present()
+        if s.backend != "offline" and not s.force_provider:
+            # A login may appear (first login), disappear or be replaced (re-login after a rejection) at any time.
+            self._watch_task = asyncio.create_task(self._watch_login(), name="login-watch")
+
+    async def _start_pool(self, choice: BackendChoice) -> WorkerPool:
+        s = self.settings
+        assert self.workdir is not None
+        backend = await self._choose_backend(choice)
         policy = Policy(sandbox_mode=s.sandbox_mode, approval_policy=s.approval_policy, force_provider=s.force_provider)
         argv = build_argv(s.codex_bin, backend, policy)
         env = build_env(os.environ, self.codex_home, backend)
@@ -99,17 +123,15 @@ class ModelBackend:
             handshake_timeout=s.worker_handshake_timeout_ms / 1000,
             restart_max=s.worker_restart_max,
         )
-        self.pool = WorkerPool(config, preflight=self._preflight, observe=self.quota.observers())
-        await self.pool.start()
-        if self.mode == "codex":
-            self._models_task = asyncio.create_task(self._load_account_models(), name="account-models")
+        pool = WorkerPool(config, preflight=self._preflight, observe=self.quota.observers())
+        await pool.start()
+        if choice == "codex":
+            self._models_task = asyncio.create_task(self._load_account_models(pool), name="account-models")
+        return pool
 
-    async def _choose_backend(self) -> Backend:
+    async def _choose_backend(self, choice: BackendChoice) -> Backend:
         s = self.settings
-        # A forced provider brings its own credentials (config.toml), so it needs no ChatGPT login.
-        no_login = not has_login(self.codex_home) and not s.force_provider
-        use_offline = s.backend == "offline" or (s.backend == "auto" and no_login)
-        if not use_offline:
+        if choice == "codex":
             self.mode = "codex"
             if s.force_provider:
                 logger.info("model backend: provider %s (CODEX_FORCE_PROVIDER)", s.force_provider)
@@ -123,14 +145,83 @@ class ModelBackend:
             self.offline = OfflineModel(max_recorded=100, max_raw_bytes=4096)
             await self.offline.start()
             url = self.offline.base_url
-        logger.warning(
-            "No Codex login in %s: serving the built-in offline model (replies echo the prompt). "
-            "To use your ChatGPT account run `CODEX_HOME=%s %s login` and restart.",
-            self.codex_home,
-            self.codex_home,
-            s.codex_bin,
-        )
+        if s.backend == "offline":
+            logger.warning("PROXY_BACKEND=offline: serving the built-in offline model (replies echo the prompt)")
+        else:
+            logger.warning(
+                "No Codex login in %s: serving the built-in offline model (replies echo the prompt). "
+                "To use your ChatGPT account run `make login` (or `CODEX_HOME=%s %s login --device-auth`); "
+                "the login is picked up without a restart.",
+                self.codex_home,
+                self.codex_home,
+                s.codex_bin,
+            )
         return Backend(mode="offline", offline_base_url=url)
+
+    # ---- the login on disk -----------------------------------------------------------------------------------
+
+    async def _watch_login(self) -> None:
+        """Poll auth.json (a stat every PROXY_LOGIN_POLL_MS); owned by the backend, cancelled in stop()."""
+        while True:
+            await asyncio.sleep(self.settings.login_poll_ms / 1000)
+            try:
+                await self._check_login()
+            except Exception:  # one failed switch must not end the watch for the process's lifetime
+                logger.exception("checking the Codex login in %s failed", self.codex_home)
+
+    async def _check_login(self) -> None:
+        present = login_file(self.codex_home) is not None
+        if self.mode in ("needs_login", "offline") and present:
+            logger.info("a Codex login appeared in %s: starting workers that use it", self.codex_home)
+            await self._replace_pool("codex")
+        elif self.mode == "codex" and not present:
+            self.login.missing()
+        elif self.mode == "codex" and (self.login.status == "missing" or self.login.login_replaced()):
+            logger.info("the Codex login in %s changed: restarting the workers with it", self.codex_home)
+            await self._replace_pool("codex")
+
+    async def _replace_pool(self, choice: Literal["codex"]) -> None:
+        """Start the new pool, let it get ready (bounded), switch to it, then drain and stop the old one."""
+        old_pool, old_offline = self.pool, self.offline
+        await self._cancel_models_task()
+        pool = await self._start_pool(choice)
+        try:
+            await pool.wait_ready(self.settings.worker_startup_timeout_ms / 1000)
+        except BaseException:  # stop() cancelled the watch mid-switch: the new pool is not ours to keep
+            await asyncio.shield(pool.stop())
+            raise
+        self.pool, self.offline = pool, None
+        self.login.present()  # only now: readiness must not come back on the old pool's workers
+        # Until they are stopped, the old pool and offline model are stop()'s to clean up if it runs now.
+        retiring = [x.stop for x in (old_pool, old_offline) if x is not None]
+        self._retiring += retiring
+        if old_pool is not None:
+            await old_pool.wait_idle(self.settings.request_timeout_ms / 1000)
+        for stop in retiring:
+            with contextlib.suppress(Exception):
+                await stop()
+            self._retiring.remove(stop)
+
+    # ---- what the generation routes and the health endpoints ask ------------------------------------------
+
+    def serving_pool(self) -> WorkerPool:
+        """The pool a generation request may use, or the 503 that says why there is none.
+
+        No login → 503 codex_login_required (never the offline model in its place). A login the provider
+        rejected still gets its turns: codex answers them (a 401 becomes codex_login_required too) until one
+        succeeds, which is what brings readiness back.
+        """
+        if self.login.status == "missing":
+            raise login_required()
+        if self.pool is None:
+            raise not_ready(self.not_ready_reason())
+        return self.pool
+
+    def _watched(self, session: TurnSession) -> TurnSession:
+        """Let the login state see the turn's outcome (auth failures, successes) when a login is in use."""
+        if self.mode != "codex" or self.settings.force_provider:
+            return session
+        return cast(TurnSession, WatchedTurn(session, self.login))
 
     def _preflight(self) -> str | None:
         """Checked before every spawn so /readyz names the fix instead of a raw errno."""
@@ -141,14 +232,20 @@ class ModelBackend:
             return f"CODEX_BIN {path} is not executable: chmod +x it or set CODEX_BIN"
         return None
 
-    async def _load_account_models(self) -> None:
+    async def _load_account_models(self, pool: WorkerPool) -> None:
         """Once a worker is ready, learn the account's models (owned by the backend, cancelled on stop)."""
-        assert self.pool is not None
-        if await self.pool.wait_ready(self.settings.worker_startup_timeout_ms / 1000 * 2):
+        if await pool.wait_ready(self.settings.worker_startup_timeout_ms / 1000 * 2):
             await self.refresh_account_models()
             with contextlib.suppress(Exception):  # the plan's windows before the first turn (ChatGPT login only)
-                async with self.pool.lease() as lease:
+                async with pool.lease() as lease:
                     await self.quota.refresh(lease.client, lease.request_timeout)
+
+    async def _cancel_models_task(self) -> None:
+        if self._models_task is not None:
+            self._models_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._models_task
+            self._models_task = None
 
     async def refresh_account_models(self) -> None:
         """With a real login, add the models the account reports (model/list) to the accepted ids."""
@@ -178,17 +275,16 @@ class ModelBackend:
         """One request's turn, opened by its owner task (raises PoolBusy / PoolNotReady / TurnFailed)."""
         if self.scripted is not None:
             return await self.scripted.open(req)
-        if self.pool is None:
-            raise PoolNotReady(self.not_ready_reason())
+        pool = self.serving_pool()  # 503 codex_login_required / worker_not_ready when it cannot serve
         s = self.settings
         session = TurnSession(
-            self.pool,
+            pool,
             msgspec.structs.replace(req, sandbox=s.sandbox_mode, approval_policy=s.approval_policy),
             overload_retries=s.worker_overload_retries,
             usage_grace=s.usage_grace_ms / 1000,
             in_flight=self.in_flight,
         )
-        return await self.turns.open(session)
+        return await self.turns.open(self._watched(session))
 
     def let_finish(self, turn: OpenTurn, done: Callable[[str, Usage | None], None], deadline: float) -> None:
         """PROXY_KILL_ON_DISCONNECT=false: nobody reads this turn any more, but it runs on to its own end (at most
@@ -216,10 +312,14 @@ class ModelBackend:
         if self._finishing:
             await asyncio.wait(self._finishing, timeout=self.settings.worker_shutdown_grace_ms / 1000 + 2)
         await self.turns.aclose(timeout=self.settings.worker_shutdown_grace_ms / 1000 + 2)
-        if self._models_task is not None:
-            self._models_task.cancel()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._models_task
+                await self._watch_task
+        await self._cancel_models_task()
+        for stop in self._retiring:
+            with contextlib.suppress(Exception):
+                await stop()
         if self.pool is not None:
             await self.pool.stop()
         if self.state is not None and self.settings.codex_state_dir is None:
@@ -235,19 +335,32 @@ class ModelBackend:
     def ready(self) -> bool:
         if self.scripted is not None:
             return True
-        return self.pool is not None and self.pool.ready_count > 0
+        return self.pool is not None and self.login.usable and self.pool.ready_count > 0
 
     def not_ready_reason(self) -> str:
         if self.problem:
             return self.problem
+        if not self.login.usable:
+            return self.login.reason()
         if self.pool is None:
             return "backend starting"
         return self.pool.not_ready_reason()
+
+    def not_ready_code(self) -> str | None:
+        """A stable word for monitoring: None when ready, else misconfigured / needs_login / worker_not_ready."""
+        if self.ready:
+            return None
+        if self.problem:
+            return "misconfigured"
+        if not self.login.usable:
+            return "needs_login"
+        return "worker_not_ready"
 
     def health(self) -> BackendHealth:
         pool = self.pool
         return BackendHealth(
             backend_mode=self.mode,
+            login=self.login.status,
             ready=self.ready,
             reason=None if self.ready else self.not_ready_reason(),
             codex_home=str(self.codex_home),
@@ -260,6 +373,8 @@ class ModelBackend:
 
 class BackendHealth(msgspec.Struct):
     backend_mode: str
+    # not_used (offline model), missing, present, rejected (the provider refused it; see reason)
+    login: str
     ready: bool
     reason: str | None
     codex_home: str

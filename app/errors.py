@@ -14,13 +14,15 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from app.codex.turn import CodexError
+from app.login_state import is_auth_failure
 from app.openai.errors import ErrorDetail, ErrorEnvelope
 
 logger = logging.getLogger(__name__)
 
 LOGIN_HINT = (
-    "The server's Codex login is missing or expired and needs renewing by the operator "
-    "(run `codex login` with CODEX_HOME set to the server's Codex home)."
+    "The server's Codex login is missing, expired or revoked, so it cannot answer model requests. "
+    "The operator must log the service in again (`make login`, or `ansible-playbook login.yml --limit <host>`, "
+    "which run `codex login --device-auth` for the server's Codex home); /readyz on the host says more."
 )
 
 
@@ -83,6 +85,11 @@ def not_ready(reason: str) -> ApiError:
     )
 
 
+def login_required() -> ApiError:
+    """503 when the backend has no usable Codex login (never the offline model in its place; issue 10)."""
+    return ApiError(503, LOGIN_HINT, type="server_error", code="codex_login_required", headers={"Retry-After": "30"})
+
+
 def timeout_error(message: str, code: str) -> ApiError:
     return ApiError(504, message, type="timeout_error", code=code)
 
@@ -114,8 +121,8 @@ def from_codex(err: CodexError) -> ApiError:
         )
     if info == "sessionBudgetExceeded":
         return ApiError(429, msg, type="insufficient_quota", code="insufficient_quota")
-    if info == "unauthorized" or (err.http_status == 401):
-        return ApiError(503, LOGIN_HINT, type="server_error", code="upstream_auth_required", headers=_RETRY_AFTER)
+    if is_auth_failure(err):
+        return login_required()
     if info == "modelNotFound":
         return ApiError(404, msg, code="model_not_found", param="model")
     if "not supported when using Codex with a ChatGPT account" in msg:

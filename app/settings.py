@@ -92,6 +92,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     codex_model: str = "gpt-5.2"
     backend: Literal["auto", "codex", "offline"] = "auto"
     offline_model_url: str | None = None
+    # How often the backend looks at CODEX_HOME/auth.json (a new login, a re-login after a rejection).
+    login_poll_ms: int = 2000
 
     # Worker pool.
     worker_count: int = 2
@@ -182,8 +184,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return Path(self.codex_home).expanduser().resolve()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every PROXY_*/CODEX_*/WORKER_* variable; raise ConfigError naming the bad one."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, *, check: bool = True) -> Settings:
+        """Read every PROXY_*/CODEX_*/WORKER_* variable; raise ConfigError naming the bad one.
+
+        `check=False` skips the serving-safety checks (the API key) for tools that only need paths, such as
+        `python -m app.login`."""
         raw = os.environ if environ is None else environ
         aliased, refusals = legacy_env.with_aliases(raw)
         e = _Env(aliased)
@@ -208,6 +213,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             codex_model=e.get("CODEX_MODEL", "gpt-5.2"),
             backend=_choice(e, "PROXY_BACKEND", "auto", ("auto", "codex", "offline")),  # type: ignore[arg-type]
             offline_model_url=e.get("PROXY_OFFLINE_MODEL_URL") or None,
+            login_poll_ms=_int(e, "PROXY_LOGIN_POLL_MS", 2000, lo=50),
             worker_count=_int(e, "PROXY_WORKER_COUNT", 2, lo=1, hi=64),
             worker_max_concurrency=_int(e, "WORKER_MAX_CONCURRENCY", 8, lo=1),
             worker_queue_timeout_ms=_int(e, "WORKER_QUEUE_TIMEOUT_MS", 2000, lo=0),
@@ -278,10 +284,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         )
         found = legacy_env.review(raw, read=e.seen)
         refusals += found.refusals
-        if refusals:
+        if refusals and check:
             raise ConfigError("; ".join(refusals))
         settings = msgspec.structs.replace(settings, startup_warnings=tuple(found.warnings))
-        settings.check()
+        if check:
+            settings.check()
         return settings
 
     def check(self) -> None:

@@ -162,6 +162,14 @@ def offline_env(model: ThreadedOfflineModel, **extra: str) -> dict[str, str]:
     return {"PROXY_BACKEND": "offline", "PROXY_OFFLINE_MODEL_URL": model.base_url, **extra}
 
 
+def placeholder_login(workdir: Path) -> None:
+    """An auth.json in the ApiServer's CODEX_HOME: without one, PROXY_BACKEND=codex means `needs_login`."""
+    home = workdir / "codex-home"
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (home / "auth.json").write_text('{"OPENAI_API_KEY": null}\n')
+    (home / "auth.json").chmod(0o600)
+
+
 def fault_codex_bin(directory: Path, mode: str, **env: str) -> str:
     """An executable standing in for CODEX_BIN that runs the fault double in `mode`."""
     directory.mkdir(parents=True, exist_ok=True)

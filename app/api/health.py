@@ -1,4 +1,8 @@
-"""Process and backend health: /healthz (process up), /readyz (a worker is ready), /livez (event loop alive)."""
+"""Process and backend health: /healthz (process up), /readyz (a worker is ready), /livez (event loop alive).
+
+/readyz is 503 `needs_login` when the backend has no usable Codex login (missing in production, or rejected by
+the provider while serving); /healthz shows the login's state to operators on the host.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ class PublicHealth(msgspec.Struct):
 
 class Ready(msgspec.Struct):
     ready: bool
+    # None when ready; else misconfigured / needs_login / worker_not_ready (stable words for monitoring).
+    code: str | None
     reason: str | None
     backend_mode: str
     ready_workers: int
@@ -46,6 +52,15 @@ def healthz(request: Request, state: State) -> Health | PublicHealth:
     )
 
 
+def _code(backend_code: str | None, keys_problem: str | None, maintenance: bool) -> str | None:
+    """The first reason as a code a monitor can switch on (the backend's own first: login, workers...)."""
+    if backend_code:
+        return backend_code
+    if keys_problem:
+        return "keys_file_not_loaded"
+    return "maintenance" if maintenance else None
+
+
 @get("/readyz", sync_to_thread=False)
 def readyz(state: State) -> Response[Ready]:
     """503 also while the keys file on disk is not the key set being served (a broken edit keeps the last good
@@ -63,6 +78,7 @@ def readyz(state: State) -> Response[Ready]:
     ready = not reasons
     body = Ready(
         ready=ready,
+        code=_code(backend.not_ready_code(), keys.problem, maintenance),
         reason="; ".join(reasons) or None,
         backend_mode=backend.mode,
         ready_workers=backend.pool.ready_count if backend.pool else 0,

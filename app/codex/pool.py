@@ -505,5 +505,17 @@ class WorkerPool:
                     await asyncio.wait_for(self._changed.wait(), remaining)
         return True
 
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no lease is held (a pool being replaced lets its turns finish first); False on timeout."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while self.in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+        return True
+
     def statuses(self) -> list[WorkerStatus]:
         return [w.status() for w in self.workers]

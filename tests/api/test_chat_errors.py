@@ -53,7 +53,7 @@ TABLE = [
         StreamError("rate_limit_exceeded"), 429, "rate_limit_error", "rate_limit_exceeded", True, id="rate-limit-stream"
     ),
     pytest.param(
-        Fail(401, "invalid_api_key"), 503, "server_error", "upstream_auth_required", True, id="upstream-401-login"
+        Fail(401, "invalid_api_key"), 503, "server_error", "codex_login_required", True, id="upstream-401-login"
     ),
     pytest.param(
         Fail(503, "server_is_overloaded"), 503, "server_error", "server_overloaded", True, id="overloaded-503"
@@ -94,7 +94,7 @@ def test_upstream_401_says_the_login_needs_renewing(http, model) -> None:
 STREAM_TABLE = [
     pytest.param(Fail(400, "context_length_exceeded"), "context_length_exceeded", id="context-window"),
     pytest.param(Fail(429, "usage_limit_reached"), "usage_limit_exceeded", id="usage-limit"),
-    pytest.param(Fail(401, "invalid_api_key"), "upstream_auth_required", id="upstream-401"),
+    pytest.param(Fail(401, "invalid_api_key"), "codex_login_required", id="upstream-401"),
     pytest.param(StreamError("server_is_overloaded"), "server_overloaded", id="overloaded"),
     pytest.param(Disconnect(after_text="half an ans"), "upstream_error", id="provider-disconnect"),
 ]

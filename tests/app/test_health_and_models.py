@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from app.model_ids import advertised
-from tests.api_harness import API_KEY, ApiServer, fault_codex_bin, offline_env
+from tests.api_harness import API_KEY, ApiServer, fault_codex_bin, offline_env, placeholder_login
 from tests.conftest import REPO, wait_for
 
 pytestmark = pytest.mark.codex
@@ -148,6 +148,7 @@ def test_a_logged_in_backend_adds_the_accounts_models(tmp_path):
     The fault double stands in for a logged-in codex: the real binary cannot list an account's models here.
     """
     env = {"PROXY_BACKEND": "codex", "CODEX_BIN": fault_codex_bin(tmp_path / "bin", "normal")}
+    placeholder_login(tmp_path)
     server = ApiServer(tmp_path, env).start()
     try:
         wait_for(
@@ -172,6 +173,7 @@ def test_a_logged_in_backend_adds_the_accounts_models(tmp_path):
 def test_secrets_on_a_childs_stderr_never_reach_the_log_or_healthz(tmp_path):
     secret = "sk-live-" + "Z" * 24
     codex = fault_codex_bin(tmp_path / "bin", "exit_at_start", FAULT_EXIT_MESSAGE=f"'login failed: Bearer {secret}'")
+    placeholder_login(tmp_path)
     server = ApiServer(tmp_path, {"PROXY_BACKEND": "codex", "CODEX_BIN": codex}).start(expect_ready=False)
     try:
         wait_for(lambda: server.health()["backend"]["restarts_total"] >= 1, timeout=15, what="a failed start")

@@ -39,9 +39,10 @@ def test_ansible_lint_production_profile() -> None:
     assert "failure(s)" in r.stderr + r.stdout
 
 
+@pytest.mark.parametrize("playbook", ["site.yml", "rollback.yml", "login.yml", "verify.yml"])
 @pytest.mark.parametrize("inventory", ["dev", "prod"])
-def test_playbook_syntax(inventory: str) -> None:
-    r = _run("ansible-playbook", "-i", f"inventories/{inventory}/hosts.yml", "--syntax-check", "site.yml")
+def test_playbook_syntax(inventory: str, playbook: str) -> None:
+    r = _run("ansible-playbook", "-i", f"inventories/{inventory}/hosts.yml", "--syntax-check", playbook)
     assert r.returncode == 0, r.stdout + r.stderr
 
 

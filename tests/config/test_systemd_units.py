@@ -25,8 +25,8 @@ THRESHOLDS = {
 }
 # Executables each unit starts; verify fails when ExecStart= points at a missing file.
 EXECUTABLES = (
-    "opt/codex-api/venv/bin/python",
-    "opt/codex-api/venv/bin/codex-authd",
+    "opt/codex-api/current/venv/bin/python",
+    "opt/codex-api/current/venv/bin/codex-authd",
     "opt/traefik/bin/traefik",
     "usr/sbin/nft",
 )

@@ -60,7 +60,13 @@ def test_burst_past_the_limit_gets_429(tmp_path: Path, cert: tuple[Path, Path], 
     traefik = start_traefik(tmp_path, env, cert[0])
     try:
         with traefik.client() as client, ThreadPoolExecutor(8) as pool:
-            responses = list(pool.map(lambda _: _get(traefik, client), range(40)))
+            # One request alone first: it creates the source's bucket. Concurrent *first* requests of a new
+            # source were seen to get more than the burst on a busy machine (14 allowed instead of 10, with one
+            # configuration load in Traefik's log): its in-memory limiter appears not to serialise the creation
+            # of a source's bucket. A few requests more per new client is harmless in production; it is not
+            # what this test measures.
+            responses = [_get(traefik, client)]
+            responses += pool.map(lambda _: _get(traefik, client), range(39))
     finally:
         traefik.proc.stop()
     statuses = [r.status_code for r in responses]

@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from app.codex.pool import PoolConfig
 from app.main import create_app
 from app.settings import Settings
-from tests.api_harness import fault_codex_bin
+from tests.api_harness import fault_codex_bin, placeholder_login
 from tests.faults.test_supervisor import fault_pool, start, started  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.faults
@@ -56,9 +56,10 @@ async def test_the_handshake_timeout_defaults_to_the_startup_timeout(tmp_path, s
 
 
 def _dead_host_settings(tmp_path, restart_max: int) -> Settings:
+    placeholder_login(tmp_path)  # logged in: what fails here is the worker, not the login
     return Settings(
         codex_bin=fault_codex_bin(tmp_path / "bin", "exit_at_start", FAULT_EXIT_MESSAGE="boom-at-start"),
-        codex_home=str(tmp_path / "home"),
+        codex_home=str(tmp_path / "codex-home"),
         codex_workdir=str(tmp_path / "work"),
         usage_log=str(tmp_path / "usage.ndjson"),
         backend="codex",

@@ -16,6 +16,9 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from tests.conftest import wait_for
 
@@ -47,6 +50,11 @@ def image_path() -> Path:
     return img
 
 
+def changed_count(out: str) -> int:
+    """Sum of the recap's changed= over all hosts of one ansible-playbook run."""
+    return sum(int(m) for m in re.findall(r"\bchanged=(\d+)", out))
+
+
 def _cgroup_dirs(name: str) -> list[Path]:
     # Hybrid hosts (cgroup v1 + unified) need a directory in both hierarchies nspawn touches.
     if (CGROUP / "unified").is_dir():
@@ -59,8 +67,13 @@ def _cgroup_busy(cg: Path) -> bool:
 
 
 class NspawnHost:
-    def __init__(self, workdir: Path) -> None:
+    """One container, provisioned with one of the repository's inventories (`dev` or `prod`) plus the test's
+    host variables (e.g. PROXY_BACKEND=offline, which CI hosts set because they have no Codex login)."""
+
+    def __init__(self, workdir: Path, inventory: str = "dev", host_vars: dict[str, Any] | None = None) -> None:
         self.workdir = workdir
+        self.inventory_name = inventory
+        self.host_vars = host_vars or {}
         self.name = f"it-{secrets.token_hex(4)}"
         self.root = workdir / "root"
         self.ssh_config = workdir / "ssh_config"
@@ -100,9 +113,15 @@ class NspawnHost:
         )
         log.close()
         self.leader = wait_for(self._leader_pid, timeout=20, what="nspawn's container leader")
-        wait_for(self._booted, timeout=60, interval=0.1, what=f"{self.name} to boot (see {self.workdir}/nspawn.log)")
+        try:
+            wait_for(self._booted, timeout=180, interval=0.2, what=f"{self.name} to boot")
+        except AssertionError as exc:  # say what systemd was still doing (a busy machine boots slowly)
+            state = self.exec("systemctl is-system-running; systemctl list-jobs --no-pager", check=False)
+            seen = (state.stdout + state.stderr)[-1500:]
+            detail = f"{exc}; leader {self.leader}, state and jobs: {seen} (see {self.workdir}/nspawn.log)"
+            raise AssertionError(detail) from None
         self._write_ssh_config()
-        wait_for(self._ssh_ok, timeout=30, interval=0.1, what=f"ssh to {self.name}")
+        wait_for(self._ssh_ok, timeout=60, interval=0.1, what=f"ssh to {self.name}")
 
     def stop(self) -> None:
         if self.ssh_config.exists():  # end the shared ssh master (and with it the relay)
@@ -145,32 +164,61 @@ class NspawnHost:
         """Build the wheels once per session (the playbook runs are told not to rebuild them)."""
         subprocess.run([sys.executable, str(ANSIBLE / "build_artifacts.py"), str(self.artifacts)], check=True)
 
-    def playbook(self) -> tuple[int, str]:
-        """Apply site.yml with the dev inventory to this host only; return (sum of changed=, output)."""
-        env = {
+    def ansible_env(self, artifacts: Path | None = None) -> dict[str, str]:
+        """Environment for every ansible-playbook run against this host (and for promote.py)."""
+        return {
             **os.environ,
-            "CODEX_API_ARTIFACTS": str(self.artifacts),
+            "CODEX_API_ARTIFACTS": str(artifacts or self.artifacts),
             # Per-task durations for diagnosing slow runs: <workdir>/junit-<n>/*.xml.
             "ANSIBLE_CALLBACKS_ENABLED": "ansible.builtin.junit",
             "JUNIT_OUTPUT_DIR": str(self.workdir / f"junit-{len(list(self.workdir.glob('playbook-*.log'))) + 1}"),
             "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"),
             "ANSIBLE_NOCOLOR": "1",
-            # Share the ssh master with testinfra and keep it under workdir, where stop() ends it.
-            "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=120s",
-            "ANSIBLE_SSH_CONTROL_PATH": f"{self.workdir}/cm-%%C",
+            # No ssh options from Ansible (it would add its own ControlPath under ~/.ansible): the host's
+            # ssh_config (-F) keeps the shared master under its workdir, where stop() ends it — also when one
+            # run (promote.py) talks to two containers.
+            "ANSIBLE_SSH_ARGS": "",
         }
+
+    def ansible_args(self) -> str:
+        """The inventory, limit and vault options that point a playbook at this container only."""
+        return (
+            f"-i inventories/{self.inventory_name}/hosts.yml -i {self.inventory} --limit {self.name} "
+            f"--vault-password-file {VAULT_PASS}"
+        )
+
+    def run_playbook(
+        self, playbook: str = "site.yml", *extra: str, artifacts: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Apply a playbook to this host only; the output is also kept as <workdir>/playbook-<n>.log."""
         cmd = [
             str(Path(sys.executable).parent / "ansible-playbook"),
-            *("-i", "inventories/dev/hosts.yml", "-i", str(self.inventory)),
-            *("--limit", f"{self.name},localhost", "--vault-password-file", str(VAULT_PASS)),
-            *("-e", "site_build_artifacts=false", "site.yml"),
+            *self.ansible_args().split(),
+            *extra,
+            playbook,
         ]
-        r = subprocess.run(cmd, cwd=ANSIBLE, env=env, capture_output=True, text=True, check=False)
-        out = r.stdout + r.stderr
+        r = subprocess.run(
+            cmd, cwd=ANSIBLE, env=self.ansible_env(artifacts), capture_output=True, text=True, check=False
+        )
         n = len(list(self.workdir.glob("playbook-*.log")))
-        (self.workdir / f"playbook-{n + 1}.log").write_text(out)
+        (self.workdir / f"playbook-{n + 1}-{playbook}.log").write_text(r.stdout + r.stderr)
+        return r
+
+    def playbook(self, *extra: str, artifacts: Path | None = None) -> tuple[int, str]:
+        """Apply site.yml (artifacts already built); return (sum of changed=, output); fail on a failed run."""
+        r = self.run_playbook("site.yml", "-e", "site_build_artifacts=false", *extra, artifacts=artifacts)
+        out = r.stdout + r.stderr
         assert r.returncode == 0, out[-6000:]
-        return sum(int(m) for m in re.findall(r"\bchanged=(\d+)", out)), out
+        return changed_count(out), out
+
+    def current_release(self) -> str:
+        return self.exec("/opt/codex-api/bin/codex-api-release current", check=False).stdout.strip()
+
+    def digests(self, paths: list[str]) -> dict[str, str]:
+        """sha256 of every file under `paths` (recursively), by path: for byte-identical comparisons."""
+        quoted = " ".join(f"'{p}'" for p in paths)
+        out = self.exec(f"find {quoted} -type f -print0 | sort -z | xargs -0 -r sha256sum").stdout
+        return {line.split(None, 1)[1]: line.split(None, 1)[0] for line in out.splitlines()}
 
     def _install_ssh_key(self) -> None:
         key = self.workdir / "id_ed25519"
@@ -203,9 +251,9 @@ class NspawnHost:
             # Warnings on stderr would break testinfra's is_valid and friends.
             "  LogLevel ERROR\n"
         )
-        self.inventory.write_text(
-            f"codex_hosts:\n  hosts:\n    {self.name}:\n      ansible_ssh_common_args: '-F {self.ssh_config}'\n"
-        )
+        host = {"ansible_ssh_common_args": f"-F {self.ssh_config}", **self.host_vars}
+        self.inventory.write_text(yaml.safe_dump({"codex_hosts": {"hosts": {self.name: host}}}, sort_keys=False))
+        self.inventory.chmod(0o600)  # the test's host variables may hold a TLS key
 
     def _leader_pid(self) -> int:
         """The container's PID 1 as the host sees it: the nspawn child that lives in a PID namespace of its own.

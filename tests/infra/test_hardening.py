@@ -179,7 +179,7 @@ def memprobe(nspawn_host: NspawnHost) -> Iterator[NspawnHost]:
     wrapper = fault_dir / "codex"
     wrapper.write_text(
         "#!/bin/sh\nexport FAULT_ALLOCATE_MAX_MB=1536\n"
-        'exec /opt/codex-api/venv/bin/python /opt/codex-fault/fault_app_server.py "$@"\n'
+        'exec /opt/codex-api/current/venv/bin/python /opt/codex-fault/fault_app_server.py "$@"\n'
     )
     wrapper.chmod(0o755)
     overrides = {
@@ -199,9 +199,16 @@ def memprobe(nspawn_host: NspawnHost) -> Iterator[NspawnHost]:
     (nspawn_host.root / path.lstrip("/")).write_text(unit)
     try:
         nspawn_host.exec(f"systemctl daemon-reload && systemctl start {PROBE}")
-        wait_for(
-            lambda: _probe_health(nspawn_host).get("ok") is True, timeout=60, interval=0.5, what="the probe app ready"
-        )
+        try:
+            wait_for(
+                lambda: _probe_health(nspawn_host).get("ok") is True,
+                timeout=60,
+                interval=0.5,
+                what="the probe app ready",
+            )
+        except AssertionError as exc:
+            journal = nspawn_host.exec(f"journalctl -u {PROBE} --no-pager -n 40", check=False).stdout
+            raise AssertionError(f"{exc}\n{journal}") from None
         yield nspawn_host
     finally:
         nspawn_host.exec(f"systemctl stop {PROBE}; rm -f {path} && systemctl daemon-reload", check=False)

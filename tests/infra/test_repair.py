@@ -3,12 +3,14 @@ is both caught by the read-only checks in test_host.py and repaired by the next 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import sys
 
 import pytest
 
+from tests.infra.conftest import REFRESHED_LOGIN
 from tests.infra.nspawn import REPO, NspawnHost
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
@@ -37,6 +39,20 @@ def test_first_run_provisions(nspawn_host: NspawnHost) -> None:
 
 def test_second_run_changes_nothing(nspawn_host: NspawnHost) -> None:
     assert nspawn_host.second_changed == 0, nspawn_host.second_out[-4000:]
+
+
+def test_second_run_restarts_nothing(nspawn_host: NspawnHost) -> None:
+    """Services restart only when something changed (the app's main pid survives an unchanged run)."""
+    assert nspawn_host.pid_before_second == nspawn_host.pid_after_second != "0"
+
+
+def test_a_login_refreshed_on_the_host_survives_the_next_run(nspawn_host: NspawnHost) -> None:
+    """The vault seeded auth.json on the first run; codex then rewrote it (a token refresh, simulated between
+    the runs). The second run left it byte for byte as the host had it, and reported changed=0 (above)."""
+    assert "seeded" not in nspawn_host.first_out  # no_log: the content never shows in the output
+    assert nspawn_host.login_before_second == nspawn_host.login_after_second
+    refreshed = hashlib.sha256((REFRESHED_LOGIN + "\n").encode()).hexdigest()
+    assert list(nspawn_host.login_after_second.values()) == [refreshed]
 
 
 def test_drift_is_detected_then_repaired(nspawn_host: NspawnHost) -> None:
