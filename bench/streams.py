@@ -1,0 +1,207 @@
+"""Item 3 of issue 15: concurrent idle SSE streams on one app process, memory, and what happens past the caps.
+
+The app runs on the fault double, whose `fault:silent` turns start and then say nothing, so each stream is held
+open by the app's keepalives alone (`PROXY_SSE_KEEPALIVE_MS`, 15 s as shipped). The pool is made big enough
+(2 workers × 4,000 turns) and `PROXY_SSE_MAX_CONCURRENCY` is 6,000; the connection cap is left automatic —
+that is the point: the defaults must not cap streams below `PROXY_SSE_MAX_CONCURRENCY` (Granian's own default
+accepted only 1,024). Each repetition opens 1,000 streams, then 5,000 in all, checks every one is alive (status
+200, keepalives arriving), and closes them; the first repetition holds the 5,000 for the full hold time. RSS
+(the Granian worker plus its supervising process) is taken idle, at 1,000, at 5,000, and after 5,000 ordinary
+requests.
+
+Past the caps, a second app with `PROXY_MAX_CONNECTIONS=200` gets more silent streams than it may serve, once
+with `PROXY_SSE_MAX_CONCURRENCY=100` (429 `concurrency_exceeded` past 100) and once with no stream cap (503
+`server_overloaded` past the overload limit): every refused client gets its answer at once, none hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import resource
+import time
+from pathlib import Path
+
+from bench.common import PY, Server, Stat, app_env, fault_codex_bin, free_port
+from bench.loadgen import Conn, HeldStream, closed_loop, post
+from bench.report import Section, Table, Target
+
+SILENT = post(
+    "/v1/chat/completions",
+    json.dumps(
+        {"model": "codev-5", "stream": True, "messages": [{"role": "user", "content": "fault:silent"}]}
+    ).encode(),
+)
+PLAIN = post(
+    "/v1/chat/completions", json.dumps({"model": "codev-5", "messages": [{"role": "user", "content": "hi"}]}).encode()
+)
+
+
+def raise_nofile() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+async def _open(port: int, n: int, wave: int = 250, timeout: float = 60.0) -> list[HeldStream]:
+    """`n` silent streams, opened in waves; returns once each has its status line (or failed, or timed out)."""
+    streams: list[HeldStream] = []
+    for start in range(0, n, wave):
+        batch = [HeldStream(port, SILENT) for _ in range(min(wave, n - start))]
+        for s in batch:
+            s.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(s.status == 0 and not s.ended for s in batch):
+            await asyncio.sleep(0.05)
+        streams += batch
+    return streams
+
+
+async def _close(streams: list[HeldStream]) -> None:
+    await asyncio.gather(*(s.close() for s in streams))
+
+
+async def _until_rss_settles(app: Server, seconds: float = 1.0) -> float:
+    await asyncio.sleep(seconds)
+    return app.rss()
+
+
+async def _capacity(app: Server, reps: int, small: int, large: int, hold: float) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {k: [] for k in ("idle", "small", "large", "alive_small", "alive_large")}
+    out["alive_after_hold"] = []
+    out["idle"].append(app.rss())
+    for rep in range(reps):
+        first = await _open(app.port, small)
+        out["alive_small"].append(sum(s.alive for s in first))
+        out["small"].append(await _until_rss_settles(app))
+        rest = await _open(app.port, large - small)
+        streams = first + rest
+        out["alive_large"].append(sum(s.alive for s in streams))
+        out["large"].append(await _until_rss_settles(app))
+        if rep == 0:
+            frames_before = sum(s.frames for s in streams)
+            await asyncio.sleep(hold)
+            alive = sum(s.alive for s in streams)
+            out["alive_after_hold"].append(alive)
+            out["keepalives_during_hold"] = [float(sum(s.frames for s in streams) - frames_before)]
+        await _close(streams)
+        await asyncio.sleep(1.0)
+    out["idle_after_streams"] = [await _until_rss_settles(app, 2.0)]
+    return out
+
+
+async def _requests(app: Server, count: int) -> tuple[int, float]:
+    calls, _ = await closed_loop(app.port, PLAIN, b"echo: hi", clients=16, count=count, seconds=300)
+    return sum(c.ok for c in calls), app.rss()
+
+
+async def _past_caps(app: Server, offered: int) -> dict[str, object]:
+    streams = await _open(app.port, offered, wave=offered, timeout=20)
+    statuses: dict[str, int] = {}
+    for s in streams:
+        statuses[str(s.status or "no answer")] = statuses.get(str(s.status or "no answer"), 0) + 1
+    conn = Conn(app.port)
+    started = time.perf_counter()
+    health = await conn.call(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", b"ok")
+    health_ms = (time.perf_counter() - started) * 1000
+    await conn.close()
+    await _close(streams)
+    return {"statuses": statuses, "healthz": health.status, "healthz_ms": health_ms}
+
+
+def run(ctx) -> Section:
+    size = ctx.size
+    tmp: Path = ctx.tmp / "streams"
+    raise_nofile()
+    bin_ = fault_codex_bin(tmp / "bin")
+    port = free_port()
+    env = app_env(
+        tmp,
+        "app",
+        port,
+        CODEX_BIN=bin_,
+        PROXY_BACKEND="offline",
+        PROXY_WORKER_COUNT="2",
+        WORKER_MAX_CONCURRENCY=str(max(8, size.streams_large)),
+        PROXY_SSE_MAX_CONCURRENCY=str(max(64, size.streams_large + 1000)),
+        PROXY_LOG_LEVEL="WARNING",  # 5,000 access lines are not what this section measures
+    )
+    app = Server([PY, "-m", "app"], env, port=port, log=tmp / "app.log")
+    with app:
+        cap = asyncio.run(_capacity(app, size.reps, size.streams_small, size.streams_large, size.hold_s))
+        ok, rss_after = asyncio.run(_requests(app, size.streams_large))
+    results: dict[str, object] = {}
+    for label, extra in (
+        ("stream cap 100", {"PROXY_SSE_MAX_CONCURRENCY": "100"}),
+        ("no stream cap", {"PROXY_SSE_MAX_CONCURRENCY": "0"}),
+    ):
+        port = free_port()
+        env = app_env(
+            tmp,
+            label.replace(" ", "-"),
+            port,
+            CODEX_BIN=bin_,
+            PROXY_BACKEND="offline",
+            PROXY_WORKER_COUNT="1",
+            WORKER_MAX_CONCURRENCY="1000",
+            PROXY_MAX_CONNECTIONS="200",
+            PROXY_LOG_LEVEL="WARNING",
+            **extra,
+        )
+        with Server([PY, "-m", "app"], env, port=port, log=tmp / f"{label}.log") as small_app:
+            results[label] = asyncio.run(_past_caps(small_app, 250))
+    return report(cap, ok, rss_after, results, size)
+
+
+def report(cap: dict[str, list[float]], ok: int, rss_after: float, past: dict[str, object], size) -> Section:
+    s = Section(id="streams", title="3. Stream capacity and memory", text=(__doc__ or "").split("\n\n", 1)[1].strip())
+    small, large = size.streams_small, size.streams_large
+    idle = Stat.of(cap["idle"])
+    at_small, at_large = Stat.of(cap["small"]), Stat.of(cap["large"])
+    s.tables.append(
+        Table(
+            title=f"{size.reps} repetitions; RSS in MiB (worker + supervisor), median (min–max)",
+            columns=["figure", "value"],
+            rows=[
+                ["RSS idle (before any request)", idle.fmt(1)],
+                [f"RSS at {small:,} open streams", at_small.fmt(1)],
+                [f"RSS at {large:,} open streams", at_large.fmt(1)],
+                ["RSS idle again after the streams", Stat.of(cap["idle_after_streams"]).fmt(1)],
+                [f"RSS after {large:,} more requests ({ok:,} answered correctly)", f"{rss_after:,.1f}"],
+                [f"streams alive at {small:,}", Stat.of(cap["alive_small"]).fmt(0)],
+                [f"streams alive at {large:,}", Stat.of(cap["alive_large"]).fmt(0)],
+                [f"alive after holding {large:,} for {size.hold_s:.0f} s", Stat.of(cap["alive_after_hold"]).fmt(0)],
+                ["keepalives received during the hold", Stat.of(cap.get("keepalives_during_hold", [])).fmt(0)],
+            ],
+        )
+    )
+    rows = []
+    for label, result in past.items():
+        r = result if isinstance(result, dict) else {}
+        statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r.get("statuses", {}).items()))
+        rows.append([label, statuses, f"{r.get('healthz')} in {r.get('healthz_ms', 0):.0f} ms"])
+    s.tables.append(
+        Table(
+            title="250 silent streams offered to an app with PROXY_MAX_CONNECTIONS=200",
+            columns=["stream cap", "answers (status: clients)", "/healthz meanwhile"],
+            rows=rows,
+            note="Overload limit = 200 − 50 (a quarter, at most 256, is kept for probes and idle connections) = 150.",
+        )
+    )
+    s.targets += [
+        Target("3", f"RSS at {small:,} idle streams", at_small.median, 120, "MiB"),
+        Target("3", f"RSS at {large:,} idle streams", at_large.median, 250, "MiB"),
+        Target("3", "RSS idle", idle.median, 80, "MiB"),
+        Target("3", f"RSS after {large:,} requests (flat: ≤ idle + 10 %)", rss_after, idle.median * 1.1, "MiB"),
+        Target(
+            "3",
+            f"streams alive after {size.hold_s:.0f} s of {large:,}",
+            Stat.of(cap["alive_after_hold"]).median,
+            large,
+            "",
+            direction="ge",
+        ),
+    ]
+    s.data = {"capacity": cap, "requests_ok": ok, "rss_after_requests": rss_after, "past_caps": past}
+    return s
