@@ -26,7 +26,7 @@ import msgspec
 
 from app.settings import default_codex_bin
 from bench import report as rep
-from bench.common import REPO
+from bench.common import REPO, stop_all
 
 SECTIONS: dict[str, str] = {
     "overhead": "bench.overhead",
@@ -143,20 +143,24 @@ def main(argv: list[str]) -> int:
             settings=_settings(ctx, names),
         )
         status = 0
-        for name in names:
-            print(f"== {name}", flush=True)
-            t0 = time.monotonic()
-            try:
-                section = importlib.import_module(SECTIONS[name]).run(ctx)
-            except Exception as exc:  # one broken section must not lose the others' figures
-                traceback.print_exc()
-                section = rep.Section(id=name, title=name, error=f"{type(exc).__name__}: {exc}")
-                status = 1
-            section.seconds = time.monotonic() - t0
-            report.sections.append(section)
-            for t in section.targets:
-                print(f"   {t.name}: {t.measured:,.3g} {t.unit} (target {t.target:,.3g}) {t.verdict()}", flush=True)
-            print(f"   {section.seconds:.0f} s", flush=True)
+        try:
+            for name in names:
+                print(f"== {name}", flush=True)
+                t0 = time.monotonic()
+                try:
+                    section = importlib.import_module(SECTIONS[name]).run(ctx)
+                except Exception as exc:  # one broken section must not lose the others' figures
+                    traceback.print_exc()
+                    section = rep.Section(id=name, title=name, error=f"{type(exc).__name__}: {exc}")
+                    status = 1
+                section.seconds = time.monotonic() - t0
+                report.sections.append(section)
+                for t in section.targets:
+                    print(f"   {t.name}: {t.measured:,.3g} {t.unit} (target {t.target:,.3g}) {t.verdict()}", flush=True)
+                print(f"   {section.seconds:.0f} s", flush=True)
+                stop_all()  # nothing a section started outlives it, even when it failed half-way
+        finally:
+            stop_all()  # also on Ctrl-C
         report.seconds = time.monotonic() - started
         report.load_after = " ".join(f"{x:.2f}" for x in os.getloadavg())
         json_path, md_path = rep.write(report, out)

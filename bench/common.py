@@ -98,6 +98,14 @@ def fault_codex_bin(directory: Path, **env: str) -> str:
     return str(script)
 
 
+RUNNING: set[Server] = set()  # started and not yet stopped: `stop_all` ends them whatever a section did
+
+
+def stop_all() -> None:
+    for server in list(RUNNING):
+        server.stop(timeout=10)
+
+
 class Server:
     """A process under test on a loopback port: started with `env`, polled until `ready_path` answers 200."""
 
@@ -133,6 +141,7 @@ class Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        RUNNING.add(self)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -175,6 +184,7 @@ class Server:
         return children(self.pid)
 
     def stop(self, timeout: float = 30.0) -> None:
+        RUNNING.discard(self)
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return
@@ -190,7 +200,7 @@ class Server:
                     os.kill(pid, signal.SIGKILL)
 
     def __enter__(self) -> Server:
-        return self.start()
+        return self if self.proc is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -148,7 +148,7 @@ def run(ctx) -> Section:
     started = time.perf_counter()
     app = Server([sys.executable, "-m", "app"], env, port=port, log=tmp / "app.log", ready_path="/healthz")
     http: dict[str, Stat] = {}
-    with app.start(timeout=300):
+    with app.start(timeout=300):  # Server.__enter__ keeps the started process
         rows.append(["app start with the ledger (s)", f"{time.perf_counter() - started:.1f}"])
         with httpx.Client(base_url=app.base, timeout=300, headers={"Authorization": f"Bearer {KEY}"}) as client:
             for label, path, params in (
