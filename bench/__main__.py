@@ -66,7 +66,7 @@ SIZES: dict[str, Size] = {
     "full": Size(
         reps=5, overhead_turns=30, profile_turns=40, relay_count=400, relay_seconds=2.5, lever_reps=5,
         streams_small=1000, streams_large=5000, hold_s=60, cost_turns=15, grid_workers=(1, 2, 4),
-        grid_concurrency=(8, 32, 128), grid_reps=3, grid_min_turns=32, held_levels=(64, 128, 256, 512, 1024),
+        grid_concurrency=(8, 32, 128), grid_reps=2, grid_min_turns=32, held_levels=(64, 128, 256, 512),
         held_ms=3000, wrk_seconds=4, usage_records=1_000_000,
     ),
     "quick": Size(

@@ -59,7 +59,7 @@ def argv(settings: Settings, variant: Variant, port: int) -> list[str]:
 
 def variants(settings: Settings) -> list[Variant]:
     o = granian_options(settings)
-    other_loop = "asyncio" if str(o["loop"]) == "uvloop" else "uvloop"
+    other_loop = "asyncio" if str(o["loop"]) in ("uvloop", "auto") else "uvloop"
     other_mode = "mt" if str(o["runtime_mode"]) == "st" else "st"
     other_http = "auto" if str(o["http"]) == "1" else "1"
     return [
@@ -69,8 +69,6 @@ def variants(settings: Settings) -> list[Variant]:
         Variant("runtime-threads 2", ("--runtime-mode", "mt", "--runtime-threads", "2"), what="two Rust threads"),
         Variant(f"http {other_http}", ("--http", other_http), what="HTTP/1 only vs auto (HTTP/1 + HTTP/2)"),
         Variant("http1-buffer 64 KiB", ("--http1-buffer-size", str(64 * 1024)), what="smaller HTTP/1 buffer"),
-        Variant("http1-buffer 4 MiB", ("--http1-buffer-size", str(4 * 1024 * 1024)), what="larger HTTP/1 buffer"),
         Variant("backpressure 128", ("--backpressure", "128"), what="a low connection cap"),
         Variant("log WARNING", env=(("PROXY_LOG_LEVEL", "WARNING"),), what="no access line per request"),
-        Variant("log text", env=(("PROXY_LOG_JSON", "false"),), what="text lines instead of JSON"),
     ]
