@@ -28,7 +28,7 @@ from app.codex.pool import PoolConfig, WorkerPool
 from app.codex.turn import InFlight, TurnFinished, TurnRequest, TurnSession
 from app.offline_model.server import provider_args
 from app.settings import default_codex_bin
-from bench.common import PY, Server, Stat, app_env, cpu_seconds, free_port, percentile
+from bench.common import PY, Server, Stat, app_env, cpu_seconds, free_port, percentile, rss_mib
 from bench.loadgen import closed_loop, post
 from bench.report import Section, Table
 
@@ -145,10 +145,14 @@ async def _grid_point(app: Server, clients: int, count: int, seconds: float) -> 
     }
 
 
-async def _held(app: Server, n: int, hold_ms: int) -> tuple[int, int, float]:
+async def _held(app: Server, n: int, hold_ms: int) -> tuple[int, int, float, float]:
+    """n concurrent turns the model holds for `hold_ms`: (answered correctly, sent, wall s, codex MiB meanwhile)."""
     text = f"[[offline first_byte_ms={hold_ms}]] held"
-    calls, wall = await closed_loop(app.port, _chat(text), b"echo: held", clients=n, count=n, seconds=120)
-    return sum(c.ok for c in calls), len(calls), wall
+    load = asyncio.ensure_future(closed_loop(app.port, _chat(text), b"echo: held", clients=n, count=n, seconds=120))
+    await asyncio.sleep(hold_ms / 1000 * 0.8)
+    codex_mib = sum(rss_mib(pid) for pid in app.children() if pid != app.worker_pid)
+    calls, wall = await load
+    return sum(c.ok for c in calls), len(calls), wall, codex_mib
 
 
 def run(ctx) -> Section:
@@ -165,7 +169,7 @@ def run(ctx) -> Section:
     url = f"http://127.0.0.1:{port}/v1"
     cost: dict[str, dict[str, list[float]]] = {}
     grid: dict[tuple[int, int], list[dict[str, float]]] = {}
-    held: list[tuple[int, int, int, float]] = []
+    held: list[tuple[int, int, int, float, float]] = []
     with model:
         for name in ("codex defaults", "project settings", "project settings, RUST_LOG=error"):
             cost[name] = asyncio.run(_turn_cost(name, url, tmp, size.reps, size.cost_turns))
@@ -192,8 +196,8 @@ def run(ctx) -> Section:
             WORKER_QUEUE_TIMEOUT_MS="60000",
         ) as app:
             for n in size.held_levels:
-                ok, sent, wall = asyncio.run(_held(app, n, size.held_ms))
-                held.append((n, ok, sent, wall))
+                ok, sent, wall, codex_mib = asyncio.run(_held(app, n, size.held_ms))
+                held.append((n, ok, sent, wall, codex_mib))
                 if ok < sent:
                     break
     return report(cost, grid, held, size)
@@ -238,15 +242,15 @@ def report(cost, grid, held, size) -> Section:
             rows=rows,
         )
     )
-    rows = [[f"{n:,}", f"{ok:,} of {sent:,}", f"{wall:.1f}"] for n, ok, sent, wall in held]
+    rows = [[f"{n:,}", f"{ok:,} of {sent:,}", f"{wall:.1f}", f"{mib:,.0f}"] for n, ok, sent, wall, mib in held]
     s.tables.append(
         Table(
             title=f"Concurrent turns on one worker, each held {size.held_ms} ms by the model",
-            columns=["concurrent turns", "answered correctly", "wall (s)"],
+            columns=["concurrent turns", "answered correctly", "wall (s)", "codex RSS while held (MiB)"],
             rows=rows,
         )
     )
-    holds = [n for n, ok, sent, _ in held if ok == sent]
+    holds = [n for n, ok, sent, *_ in held if ok == sent]
     s.data = {
         "cost": cost,
         "grid": {f"{w}x{c}": v for (w, c), v in grid.items()},

@@ -23,7 +23,7 @@ import resource
 import time
 from pathlib import Path
 
-from bench.common import PY, Server, Stat, app_env, fault_codex_bin, free_port
+from bench.common import PY, Server, Stat, app_env, fault_codex_bin, free_port, rss_mib
 from bench.loadgen import Conn, HeldStream, closed_loop, post
 from bench.report import Section, Table, Target
 
@@ -58,6 +58,15 @@ async def _open(port: int, n: int, wave: int = 250, timeout: float = 60.0) -> li
     return streams
 
 
+def _outcomes(streams) -> dict[str, int]:
+    """What the streams that are not alive got instead: status line, or the error that ended them."""
+    seen: dict[str, int] = {}
+    for s in streams:
+        key = s.error or (f"status {s.status}" if s.status else "no status line") + (", ended" if s.ended else "")
+        seen[key] = seen.get(key, 0) + 1
+    return seen
+
+
 async def _close(streams: list[HeldStream]) -> None:
     await asyncio.gather(*(s.close() for s in streams))
 
@@ -71,6 +80,8 @@ async def _capacity(app: Server, reps: int, small: int, large: int, hold: float)
     out: dict[str, list[float]] = {k: [] for k in ("idle", "small", "large", "alive_small", "alive_large")}
     out["alive_after_hold"] = []
     out["idle"].append(app.rss())
+    out["idle_worker"] = [rss_mib(app.worker_pid)]
+    out["idle_supervisor"] = [rss_mib(app.pid)]
     for rep in range(reps):
         first = await _open(app.port, small)
         out["alive_small"].append(sum(s.alive for s in first))
@@ -78,6 +89,8 @@ async def _capacity(app: Server, reps: int, small: int, large: int, hold: float)
         rest = await _open(app.port, large - small)
         streams = first + rest
         out["alive_large"].append(sum(s.alive for s in streams))
+        if rep == 0:
+            out["not_alive"] = _outcomes(s for s in streams if not s.alive)
         out["large"].append(await _until_rss_settles(app))
         if rep == 0:
             frames_before = sum(s.frames for s in streams)
@@ -165,6 +178,10 @@ def report(cap: dict[str, list[float]], ok: int, rss_after: float, past: dict[st
             columns=["figure", "value"],
             rows=[
                 ["RSS idle (before any request)", idle.fmt(1)],
+                [
+                    "… of which the Granian worker / its supervising process",
+                    f"{Stat.of(cap.get('idle_worker', [])).fmt(1)} / {Stat.of(cap.get('idle_supervisor', [])).fmt(1)}",
+                ],
                 [f"RSS at {small:,} open streams", at_small.fmt(1)],
                 [f"RSS at {large:,} open streams", at_large.fmt(1)],
                 ["RSS idle again after the streams", Stat.of(cap["idle_after_streams"]).fmt(1)],
@@ -173,6 +190,10 @@ def report(cap: dict[str, list[float]], ok: int, rss_after: float, past: dict[st
                 [f"streams alive at {large:,}", Stat.of(cap["alive_large"]).fmt(0)],
                 [f"alive after holding {large:,} for {size.hold_s:.0f} s", Stat.of(cap["alive_after_hold"]).fmt(0)],
                 ["keepalives received during the hold", Stat.of(cap.get("keepalives_during_hold", [])).fmt(0)],
+                [
+                    f"what the streams not alive at {large:,} got (first repetition)",
+                    ", ".join(f"{k}: {v:,}" for k, v in cap.get("not_alive", {}).items()) or "—",
+                ],
             ],
         )
     )
