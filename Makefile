@@ -9,7 +9,7 @@ CODEX_TRIPLE := $(if $(filter aarch64 arm64,$(ARCH)),aarch64-unknown-linux-musl,
 CODEX := codex-cli/node_modules/@openai/$(CODEX_PKG)/vendor/$(CODEX_TRIPLE)/bin/codex
 APT_PACKAGES := $(shell grep -v '^\#' apt-packages.txt)
 
-.PHONY: run test lint format bench deps test-deps apt codex worker-deps clean schema login sync-config promote
+.PHONY: run test lint format bench bench-quick deps test-deps apt codex worker-deps clean schema login sync-config promote
 
 ## make run: virtualenv + pinned Codex CLI, then the API on 127.0.0.1:11435 (PORT / PROXY_HOST override).
 run: deps
@@ -38,8 +38,13 @@ test: test-deps
 	$(BIN)/pytest
 	cd cloudflare-worker && npm test
 
+## make bench: every benchmark (≈ 10 min on 2 cores), regenerates bench/report.md + bench/report.json.
 bench: test-deps
 	$(BIN)/python -m bench
+
+## make bench-quick: a ≤ 2-minute subset for development, written to .bench/quick/ (the committed report is untouched).
+bench-quick: test-deps
+	$(BIN)/python -m bench --quick
 
 lint: test-deps
 	$(BIN)/ruff format --check .

@@ -17,6 +17,7 @@ from app.api import health, metrics, openai_routes, usage_routes
 from app.api.context import ApiContext
 from app.api.edge import EdgeMiddleware
 from app.api.hostguard import HostGuard
+from app.api.overload import OverloadGuard
 from app.codex.turn import TurnSource
 from app.devkey import ensure_dev_key
 from app.errors import EXCEPTION_HANDLERS
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None, *, turns: TurnSource | None = N
         debug=False,
     )
     app.state.api = ctx
+    # Requests in flight past the overload limit get a clear 503 instead of waiting on Granian's connection cap.
+    app.asgi_handler = OverloadGuard(app.asgi_handler, settings.overload_limit)
     # The edge middleware wraps Litestar's whole handler (not the route middleware stack), so responses that
     # routing itself produces — unknown path 404, wrong method 405 — also get the request id and CORS headers.
     app.asgi_handler = EdgeMiddleware(

@@ -124,6 +124,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idle_timeout_ms: int = 300000
     sse_keepalive_ms: int = 15000
     sse_max_concurrency: int = 64
+    max_connections: int = 0  # 0: automatic (see `connection_cap`)
     usage_grace_ms: int = 250
     # Client model names (lower-case) → the advertised id they run as; accepted, never advertised.
     model_aliases: tuple[tuple[str, str], ...] = ()
@@ -240,6 +241,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             idle_timeout_ms=_int(e, "PROXY_IDLE_TIMEOUT_MS", 300000, lo=1),
             sse_keepalive_ms=_int(e, "PROXY_SSE_KEEPALIVE_MS", 15000, lo=0),
             sse_max_concurrency=_int(e, "PROXY_SSE_MAX_CONCURRENCY", 64, lo=0),
+            max_connections=_int(e, "PROXY_MAX_CONNECTIONS", 0, lo=0, hi=1_000_000),
             usage_grace_ms=_int(e, "PROXY_USAGE_GRACE_MS", 250, lo=0),
             model_aliases=_aliases(e, "PROXY_MODEL_ALIASES"),
             key_requests_per_minute=_int(e, "PROXY_KEY_REQUESTS_PER_MINUTE", 600, lo=0),
@@ -346,6 +348,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def pool_capacity(self) -> int:
         """Concurrent turns the whole pool can run: the divisor of the per-key fair share."""
         return self.worker_count * self.worker_max_concurrency
+
+    @property
+    def connection_cap(self) -> int:
+        """Connections the app process serves at once (Granian's backpressure; past it a connection would wait
+        unanswered in the listen backlog). Automatic: twice the streams and turns the app may hold, at least 1024,
+        so the app's own clear refusals (429 at PROXY_SSE_MAX_CONCURRENCY, `worker_busy`, 503 past
+        `overload_limit`) always come first (issue 15: Granian's default silently capped streams at 1,024)."""
+        if self.max_connections:
+            return self.max_connections
+        return max(1024, 2 * (self.sse_max_concurrency + self.pool_capacity))
+
+    @property
+    def overload_limit(self) -> int:
+        """Requests in flight past which the app answers 503 `server_overloaded` at once; the rest of
+        `connection_cap` is kept for health probes, metrics and idle keep-alive connections (Traefik pools up to
+        200 by default)."""
+        cap = self.connection_cap
+        return cap - min(256, cap // 4)
 
     @property
     def usage_log_path(self) -> Path:

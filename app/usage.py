@@ -110,6 +110,9 @@ _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(UsageRecord)
 _BLOCK_DECODER = msgspec.json.Decoder(list[UsageRecord])
 _STOP = object()  # queued by close(): the writer finishes the batch and exits
+# The writer takes what queued up in this long before writing again: a thread wake-up (and a GIL hand-over from
+# the event loop) per batch instead of per request, which was ≈ 5 % of the relay's CPU (issue 15).
+WRITE_INTERVAL = 0.05
 
 # A cell: [requests, input, cached, output, reasoning, total, min_ts, max_ts], keyed by (hour, model, key).
 Cell = list[int]
@@ -356,6 +359,8 @@ class UsageLog:
             with self._cv:
                 self._written += len(lines)
                 self._cv.notify_all()
+            if not stop and len(batch) < 4096:
+                time.sleep(WRITE_INTERVAL)
         self._close_fd()
 
     def _write(self, lines: list[bytes]) -> None:

@@ -1,8 +1,8 @@
 """The authd request handler, as a bare RSGI app (served) and a bare ASGI app (measured alternative).
 
 Why no framework: authd answers one question per request, and every microsecond here is added to
-every API request Traefik forwards. bench/authd.py measures this module under RSGI and ASGI against a
-Litestar version of the same handler; docs/edge.md has the figures that picked RSGI.
+every API request Traefik forwards. bench/edge.py measures this module under RSGI and ASGI; docs/edge.md has
+the figures that picked RSGI (and an earlier comparison with the same handler behind Litestar).
 
 Responses are precomputed; the per-request work is a header lookup, one SHA-256 and one
 ``compare_digest`` per key.
@@ -132,7 +132,7 @@ def _asgi_headers(headers: list[tuple[str, str]], body: bytes) -> list[tuple[byt
 
 
 class ASGIApp:
-    """ASGI entry point with the same behaviour, kept for the measured comparison in bench/authd.py."""
+    """ASGI entry point with the same behaviour, kept for the measured comparison in bench/edge.py."""
 
     def __init__(self, verifier: Verifier) -> None:
         self._verifier = verifier

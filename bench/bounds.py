@@ -2,25 +2,21 @@
 shapes through the real app (`python -m app`, one worker, built-in offline model), plus the depth scan alone.
 
 The acceptance target is a 400 within a second with codex untouched; `make test` asserts the 400 and that codex
-saw nothing (tests/api/test_request_bounds.py), this prints the time. Usage: `python -m bench bounds`.
+saw nothing (tests/api/test_request_bounds.py); this measures the time (`python -m bench bounds`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
 from app.api.bounds import json_depth_exceeds
-from bench.turns import KEY, REPO, _port
+from bench.common import KEY, Server, Stat, app_env, free_port
+from bench.report import Section, Table
 
 BODIES: dict[str, tuple[str, bytes]] = {
     "300k messages (10 MB)": (
@@ -40,45 +36,34 @@ SHAPES = {
 }
 
 
-def main() -> int:
-    print(f"{'body':<36} {'status':>6} {'median ms':>10} {'max ms':>8}")
+def run(ctx) -> Section:
+    rows: list[list[str]] = []
+    reps = max(ctx.size.reps, 3)
     for name, raw in SHAPES.items():
         times = []
-        for _ in range(3):
+        for _ in range(reps):
             t = time.perf_counter()
             json_depth_exceeds(raw, 64)
             times.append((time.perf_counter() - t) * 1000)
-        print(f"{'scan only: ' + name:<36} {'-':>6} {statistics.median(times):>10.1f} {max(times):>8.1f}")
-    port = _port()
-    with tempfile.TemporaryDirectory(prefix="bench-bounds-") as tmp:
-        env = {
-            **os.environ,
-            "PORT": str(port),
-            "PROXY_API_KEY": KEY,
-            "PROXY_WORKER_COUNT": "1",
-            "CODEX_HOME": str(Path(tmp) / "home"),
-            "PROXY_LOG_LEVEL": "WARNING",
-        }
-        app = subprocess.Popen([sys.executable, "-m", "app"], cwd=REPO, env=env, stderr=subprocess.DEVNULL)
-        try:
-            headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, headers=headers) as client:
-                deadline = time.monotonic() + 60
-                while time.monotonic() < deadline:
-                    try:
-                        if client.get("/readyz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    time.sleep(0.1)
-                for name, (path, body) in BODIES.items():
-                    times, status = [], 0
-                    for _ in range(5):
-                        t = time.perf_counter()
-                        status = client.post(path, content=body).status_code
-                        times.append((time.perf_counter() - t) * 1000)
-                    print(f"{name:<36} {status:>6} {statistics.median(times):>10.1f} {max(times):>8.1f}", flush=True)
-        finally:
-            app.send_signal(signal.SIGINT)
-            app.wait(30)
-    return 0
+        rows.append([f"scan only: {name}", "–", Stat.of(times).fmt(1)])
+    tmp: Path = ctx.tmp / "bounds"
+    port = free_port()
+    env = app_env(tmp, "app", port, PROXY_WORKER_COUNT="1", PROXY_LOG_LEVEL="WARNING")
+    with Server([sys.executable, "-m", "app"], env, port=port, log=tmp / "app.log") as app:
+        headers = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+        with httpx.Client(base_url=app.base, timeout=60, headers=headers) as client:
+            for name, (path, body) in BODIES.items():
+                times, status = [], 0
+                for _ in range(reps):
+                    t = time.perf_counter()
+                    status = client.post(path, content=body).status_code
+                    times.append((time.perf_counter() - t) * 1000)
+                rows.append([name, str(status), Stat.of(times).fmt(1)])
+    section = Section(
+        id="bounds",
+        title="Bounded requests: how fast hostile bodies are refused",
+        text=(__doc__ or "").split("\n\n", 1)[1].strip(),
+    )
+    section.tables.append(Table(title=f"{reps} repetitions, ms", columns=["body", "status", "time (ms)"], rows=rows))
+    section.data = {"rows": rows}
+    return section

@@ -1,6 +1,6 @@
 """The usage ledger at 1,000,000 records: append cost, rotation, and `/v1/usage` / `/v1/usage/raw` latency.
 
-Writes `BENCH_USAGE_RECORDS` (default 1,000,000) records spread over 30 days into a temporary ledger in the
+Writes the records (1,000,000 in `make bench`) spread over 30 days into a temporary ledger in the
 app's own line format, rotated at 64 MiB like the default, then measures in-process (`UsageLog`) and through
 the real app (`python -m app` with a CODEX_BIN that does not exist: no codex needed for these routes):
 
@@ -8,24 +8,21 @@ the real app (`python -m app` with a CODEX_BIN that does not exist: no codex nee
 - the app's start-up pass over the ledger (hourly digests, today's tokens per key);
 - `/v1/usage` over everything, over a range that cuts an hour (exact counting of the boundary cells), with a
   key filter, by day; `/v1/usage/raw` for the newest 200 and 10,000 records.
-Usage: `python -m bench usage`.
+Part of `make bench` (`python -m bench usage` for this section alone).
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
 from app.usage import UsageLog, UsageRecord
+from bench.common import Server, Stat, free_port
+from bench.report import Section, Table
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "bench-key-" + "u" * 20
@@ -68,99 +65,111 @@ def write_ledger(path: Path, count: int, now_ms: int) -> int:
     return len(files)
 
 
-def _timed(fn, repeat: int = 5) -> tuple[float, object]:
+def _timed(fn, repeat: int = 5) -> tuple[Stat, object]:
     times, result = [], None
     for _ in range(repeat):
         started = time.perf_counter()
         result = fn()
         times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times), result
+    return Stat.of(times), result
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def run(ctx) -> Section:
+    count = ctx.size.usage_records
+    reps = max(ctx.size.reps, 5)
+    tmp: Path = ctx.tmp / "usage"
+    tmp.mkdir(parents=True, exist_ok=True)
+    rows: list[list[str]] = []
+    ledger = tmp / "usage.ndjson"
+    now = int(time.time() * 1000)
+    started = time.perf_counter()
+    files = write_ledger(ledger, count, now)
+    total_mb = sum(p.stat().st_size for p in tmp.iterdir()) / 2**20
+    rows.append(
+        [
+            "ledger written (records, files, MB, s)",
+            f"{count:,} records, {files} files, {total_mb:.0f} MB in {time.perf_counter() - started:.1f} s",
+        ]
+    )
 
+    # Appends: the caller's cost (event loop side) and the writer's throughput, into a scratch ledger.
+    scratch = UsageLog(tmp / "scratch.ndjson", max_bytes=MAX_BYTES)
+    record = UsageRecord(
+        ts=now,
+        request_id="req_x",
+        route="/v1/chat/completions",
+        model="codex-5",
+        key="alice",
+        stream=False,
+        outcome="completed",
+        duration_ms=100,
+        input_tokens=3100,
+        output_tokens=12,
+        total_tokens=3112,
+    )
+    n = min(100_000, count)
+    started = time.perf_counter()
+    for _ in range(n):
+        scratch.append(record)
+    queued = time.perf_counter() - started
+    scratch.flush(60)
+    written = time.perf_counter() - started
+    scratch.close()
+    rows.append(["append: caller's cost per record (µs)", f"{queued / n * 1e6:.1f}"])
+    rows.append(["append: records written per second", f"{n / written:,.0f}"])
 
-def main() -> int:
-    count = int(os.environ.get("BENCH_USAGE_RECORDS", "1000000"))
-    with tempfile.TemporaryDirectory(prefix="bench-usage-") as tmp:
-        ledger = Path(tmp) / "usage.ndjson"
-        now = int(time.time() * 1000)
-        started = time.perf_counter()
-        files = write_ledger(ledger, count, now)
-        total_mb = sum(p.stat().st_size for p in Path(tmp).iterdir()) / 2**20
-        took = time.perf_counter() - started
-        print(f"ledger: {count:,} records, {files} files, {total_mb:.0f} MB (written in {took:.1f} s)")
+    log = UsageLog(ledger, max_bytes=MAX_BYTES)
+    started = time.perf_counter()
+    log.load_today()
+    first_pass = time.perf_counter() - started
+    rows.append(["in-process first pass: hourly digests + today's tokens (s)", f"{first_pass:.2f}"])
+    cut = now - 7 * 86_400_000 + 12_345
+    for label, fn in (
+        ("summary, everything", lambda: log.summary(0, now + 1, None)),
+        ("summary, 7 days from mid-hour, by day", lambda: log.summary(cut, now + 1, "day")),
+        ("summary, one key, by hour", lambda: log.summary(0, now + 1, "hour", key="bob")),
+        ("tail 10,000", lambda: log.tail(10_000)),
+        ("tail 200 of one key", lambda: log.tail(200, key="carol")),
+    ):
+        stat, _ = _timed(fn, reps)
+        rows.append([f"in-process {label} (ms)", stat.fmt(1)])
 
-        # Appends: the caller's cost (event loop side) and the writer's throughput, into a scratch ledger.
-        scratch = UsageLog(Path(tmp) / "scratch.ndjson", max_bytes=MAX_BYTES)
-        record = UsageRecord(
-            ts=now, request_id="req_x", route="/v1/chat/completions", model="codex-5", key="alice", stream=False,
-            outcome="completed", duration_ms=100, input_tokens=3100, output_tokens=12, total_tokens=3112,
-        )  # fmt: skip
-        n = 100_000
-        started = time.perf_counter()
-        for _ in range(n):
-            scratch.append(record)
-        queued = time.perf_counter() - started
-        scratch.flush(60)
-        written = time.perf_counter() - started
-        scratch.close()
-        print(f"append: {queued / n * 1e6:.1f} µs per record on the caller, {n / written:,.0f} records/s written")
-
-        log = UsageLog(ledger, max_bytes=MAX_BYTES)
-        started = time.perf_counter()
-        log.load_today()
-        print(f"in-process first pass (digests + today's tokens): {time.perf_counter() - started:.2f} s")
-        cut = now - 7 * 86_400_000 + 12_345
-        for label, fn in (
-            ("summary, everything", lambda: log.summary(0, now + 1, None)),
-            ("summary, 7 days from mid-hour, by day", lambda: log.summary(cut, now + 1, "day")),
-            ("summary, one key, by hour", lambda: log.summary(0, now + 1, "hour", key="bob")),
-            ("tail 10,000", lambda: log.tail(10_000)),
-            ("tail 200 of one key", lambda: log.tail(200, key="carol")),
-        ):
-            ms, _ = _timed(fn)
-            print(f"  {label}: {ms:.1f} ms")
-
-        port = _port()
-        env = {
-            **os.environ,
-            "PORT": str(port),
-            "PROXY_API_KEY": KEY,
-            "CODEX_HOME": str(Path(tmp) / "home"),
-            "CODEX_BIN": str(Path(tmp) / "no-codex"),
-            "PROXY_BACKEND": "offline",
-            "PROXY_USAGE_LOG": str(ledger),
-            "PROXY_LOG_LEVEL": "WARNING",
-        }
-        started = time.perf_counter()
-        app = subprocess.Popen([sys.executable, "-m", "app"], cwd=REPO, env=env, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            with httpx.Client(base_url=base, timeout=300, headers={"Authorization": f"Bearer {KEY}"}) as client:
-                deadline = time.monotonic() + 300
-                while time.monotonic() < deadline:
-                    try:
-                        if client.get("/healthz").status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        time.sleep(0.1)
-                print(f"app start with the ledger: {time.perf_counter() - started:.1f} s")
-                for label, path, params in (
-                    ("GET /v1/usage", "/v1/usage", {}),
-                    ("GET /v1/usage?group=day&start=<7 d ago>", "/v1/usage", {"group": "day", "start": cut}),
-                    ("GET /v1/usage?key=bob&group=hour", "/v1/usage", {"key": "bob", "group": "hour"}),
-                    ("GET /v1/usage/raw?limit=200", "/v1/usage/raw", {"limit": 200}),
-                    ("GET /v1/usage/raw?limit=10000", "/v1/usage/raw", {"limit": 10000}),
-                ):
-                    ms, response = _timed(lambda p=path, q=params: client.get(p, params=q).raise_for_status())
-                    body = response.json()  # type: ignore[attr-defined]
-                    what = body["totals"]["requests"] if "totals" in body else len(body["data"])
-                    print(f"  {label}: {ms:.1f} ms ({what:,})")
-        finally:
-            app.send_signal(signal.SIGINT)
-            app.wait(30)
-    return 0
+    port = free_port()
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "PROXY_API_KEY": KEY,
+        "CODEX_HOME": str(tmp / "home"),
+        "CODEX_BIN": str(tmp / "no-codex"),
+        "PROXY_BACKEND": "offline",
+        "PROXY_USAGE_LOG": str(ledger),
+        "PROXY_LOG_LEVEL": "WARNING",
+    }
+    started = time.perf_counter()
+    app = Server([sys.executable, "-m", "app"], env, port=port, log=tmp / "app.log", ready_path="/healthz")
+    http: dict[str, Stat] = {}
+    with app.start(timeout=300):  # Server.__enter__ keeps the started process
+        rows.append(["app start with the ledger (s)", f"{time.perf_counter() - started:.1f}"])
+        with httpx.Client(base_url=app.base, timeout=300, headers={"Authorization": f"Bearer {KEY}"}) as client:
+            for label, path, params in (
+                ("GET /v1/usage", "/v1/usage", {}),
+                ("GET /v1/usage?group=day&start=<7 d ago>", "/v1/usage", {"group": "day", "start": cut}),
+                ("GET /v1/usage?key=bob&group=hour", "/v1/usage", {"key": "bob", "group": "hour"}),
+                ("GET /v1/usage/raw?limit=200", "/v1/usage/raw", {"limit": 200}),
+                ("GET /v1/usage/raw?limit=10000", "/v1/usage/raw", {"limit": 10000}),
+            ):
+                stat, response = _timed(lambda p=path, q=params: client.get(p, params=q).raise_for_status(), reps)
+                body = response.json()  # type: ignore[attr-defined]
+                what = body["totals"]["requests"] if "totals" in body else len(body["data"])
+                rows.append([f"{label} (ms; {what:,} records)", stat.fmt(1)])
+                http[label] = stat
+    section = Section(
+        id="usage",
+        title="6. Usage aggregation on a 1,000,000-record ledger",
+        text=(__doc__ or "").split("\n\n", 1)[1].strip(),
+    )
+    section.tables.append(
+        Table(title=f"{reps} repetitions of each query, median (min–max)", columns=["figure", "value"], rows=rows)
+    )
+    section.data = {"rows": rows, "records": count}
+    return section

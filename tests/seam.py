@@ -89,6 +89,12 @@ class ScriptedTurn:
             return step
         return None
 
+    def poll(self) -> TurnEvent | None:
+        """The next scripted event when no pause comes first (like events codex already sent)."""
+        if self._steps and not isinstance(self._steps[0], Pause):
+            return self._steps.popleft()  # type: ignore[return-value]
+        return None
+
     def release(self) -> None:
         self.released.set()
 

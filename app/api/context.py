@@ -39,7 +39,9 @@ class StreamGuard:
                 "too many concurrent streams",
                 type="rate_limit_error",
                 code="concurrency_exceeded",
-                headers={"Retry-After": "1"},
+                # The connection is closed after the refusal: an idle keep-alive connection would still hold one of
+                # the process's PROXY_MAX_CONNECTIONS slots (issue 15).
+                headers={"Retry-After": "1", "Connection": "close"},
             )
         self.active += 1
 

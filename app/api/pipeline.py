@@ -162,42 +162,55 @@ class Relay:
 
 async def paced(
     turn: OpenTurn, *, keepalive: float | None, idle: float, deadline: float
-) -> AsyncGenerator[TurnEvent | None, None]:
-    """The turn's events, `None` for each keepalive tick; 504 ApiError on idle or overall timeout.
+) -> AsyncGenerator[list[TurnEvent] | None, None]:
+    """The turn's events in batches, `None` for each keepalive tick; 504 ApiError on idle or overall timeout.
 
-    The pending `next_event` survives keepalive ticks (no event is ever lost); it is cancelled only on exit.
+    A batch is the next event plus every event that had already arrived behind it (`turn.poll()`), so a burst of
+    deltas codex wrote in one go becomes one write to the client instead of one per delta (issue 15), and no
+    task is created for an event that is already there. The pending `next_event` survives keepalive ticks (no
+    event is ever lost); it is cancelled only on exit.
     """
     pending: asyncio.Task[TurnEvent | None] | None = None
     last = time.monotonic()
     try:
         while True:
-            if pending is None:
-                pending = asyncio.ensure_future(turn.next_event())
-            now = time.monotonic()
-            wake = min(deadline, last + idle, now + keepalive if keepalive else float("inf"))
-            done, _ = await asyncio.wait({pending}, timeout=max(0.0, wake - now))
-            if done:
-                event, pending = pending.result(), None
-                if event is None:
+            first = turn.poll() if pending is None else None
+            if first is None:
+                if pending is None:
+                    pending = asyncio.ensure_future(turn.next_event())
+                now = time.monotonic()
+                wake = min(deadline, last + idle, now + keepalive if keepalive else float("inf"))
+                done, _ = await asyncio.wait({pending}, timeout=max(0.0, wake - now))
+                if not done:
+                    now = time.monotonic()
+                    if now >= deadline:
+                        raise _request_timeout()
+                    if now >= last + idle:
+                        raise timeout_error(
+                            "The model produced no output within the idle timeout; the turn was stopped.",
+                            "idle_timeout",
+                        )
+                    yield None
+                    continue
+                first, pending = pending.result(), None
+                if first is None:
                     return
-                last = time.monotonic()
-                yield event
-                continue
-            now = time.monotonic()
-            if now >= deadline:
-                raise timeout_error(
-                    "The request took longer than PROXY_TIMEOUT_MS; the turn was stopped.", "request_timeout"
-                )
-            if now >= last + idle:
-                raise timeout_error(
-                    "The model produced no output within the idle timeout; the turn was stopped.", "idle_timeout"
-                )
-            yield None
+            last = time.monotonic()
+            if last >= deadline:
+                raise _request_timeout()
+            batch = [first]
+            while not isinstance(batch[-1], TurnFinished) and (more := turn.poll()) is not None:
+                batch.append(more)
+            yield batch
     finally:
         if pending is not None and not pending.done():
             pending.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pending
+
+
+def _request_timeout() -> ApiError:
+    return timeout_error("The request took longer than PROXY_TIMEOUT_MS; the turn was stopped.", "request_timeout")
 
 
 class TurnRecorder:
@@ -310,9 +323,9 @@ async def _collect(
 ) -> Response[bytes] | Stream:
     finished: TurnFinished | None = None
     try:
-        async with contextlib.aclosing(paced(turn, keepalive=None, idle=idle, deadline=deadline)) as events:
-            async for event in events:
-                if event is not None:
+        async with contextlib.aclosing(paced(turn, keepalive=None, idle=idle, deadline=deadline)) as batches:
+            async for batch in batches:
+                for event in batch or ():
                     relay.on(event)
                     if isinstance(event, TurnFinished):
                         finished = event
@@ -342,25 +355,26 @@ async def _stream(
 ) -> AsyncIterator[bytes]:
     outcome = "cancelled"  # unless the stream reaches an end of its own: the client went away
     try:
-        for frame in relay.enc.opening():
-            yield frame
-        async with contextlib.aclosing(paced(turn, keepalive=keepalive, idle=idle, deadline=deadline)) as events:
-            async for event in events:
-                if event is None:
+        yield b"".join(relay.enc.opening())
+        async with contextlib.aclosing(paced(turn, keepalive=keepalive, idle=idle, deadline=deadline)) as batches:
+            async for batch in batches:
+                if batch is None:
                     yield KEEPALIVE
                     continue
-                frames = relay.on(event)
-                if isinstance(event, TurnFinished):
-                    outcome = _outcome(relay, event)
-                    recorder.finish(outcome, event.usage)
-                for frame in frames:
-                    yield frame
+                # Every frame of the batch in one chunk: one write to the client per loop tick, not per delta.
+                frames: list[bytes] = []
+                for event in batch:
+                    frames += relay.on(event)
+                    if isinstance(event, TurnFinished):
+                        outcome = _outcome(relay, event)
+                        recorder.finish(outcome, event.usage)
+                if frames:
+                    yield b"".join(frames)
     except (ApiError, TurnFailed) as exc:
         outcome = "timeout" if isinstance(exc, ApiError) else "worker_lost"
         recorder.finish(outcome, None)
         err = exc if isinstance(exc, ApiError) else from_codex(exc.error)
-        for frame in relay.enc.failure(_detail(err)):
-            yield frame
+        yield b"".join(relay.enc.failure(_detail(err)))
     finally:
         # The SSE slot is the client's: free it in the same step as the in-flight gauge drops, so a client that
         # saw the gauge at 0 is not refused with a 429; the turn's owner cleans up after the response.

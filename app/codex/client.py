@@ -149,6 +149,47 @@ class RpcClient:
             return raw
         return msgspec.json.decode(raw, type=result_type)
 
+    async def request_all(self, calls: list[tuple[str, object]], *, timeout: float) -> list[msgspec.Raw | RpcFailure]:
+        """Several requests in one write (one pipe write and one wake-up of the child instead of one each), their
+        answers in order: the raw result or the RpcFailure. A timeout marks the worker hung, as in `request`."""
+        if self.closed.is_set():
+            raise WorkerLost(self.close_reason)
+        loop = asyncio.get_running_loop()
+        pending: list[tuple[int, asyncio.Future[msgspec.Raw]]] = []
+        lines: list[bytes] = []
+        for method, params in calls:
+            rid = next(self._ids)
+            fut: asyncio.Future[msgspec.Raw] = loop.create_future()
+            self._pending[rid] = (method, fut)
+            pending.append((rid, fut))
+            lines.append(p.ENCODER.encode(p.OutRequest(id=rid, method=method, params=params)))
+        try:
+            try:
+                await self.transport.send(b"\n".join(lines))
+            except TransportClosed as exc:
+                raise WorkerLost(str(exc)) from exc
+            futures = [fut for _, fut in pending]
+            try:
+                await asyncio.wait_for(asyncio.shield(asyncio.wait(futures)), timeout)
+            except TimeoutError:
+                reason = f"no answer to {', '.join(m for m, _ in calls)} within {timeout:.1f}s"
+                if self.on_hung is not None:
+                    self.on_hung(reason)
+                raise RpcTimeout(reason) from None
+        finally:
+            for rid, _ in pending:
+                self._pending.pop(rid, None)
+        results: list[msgspec.Raw | RpcFailure] = []
+        for _, fut in pending:
+            exc = fut.exception()
+            if isinstance(exc, RpcFailure):
+                results.append(exc)
+            elif exc is not None:
+                raise exc
+            else:
+                results.append(fut.result())
+        return results
+
     async def notify(self, method: str, params: object = msgspec.UNSET) -> None:
         await self._send(p.OutNotification(method=method, params=params))
 

@@ -185,6 +185,10 @@ class OpenTurn(Protocol):
 
     async def next_event(self) -> TurnEvent | None: ...
 
+    def poll(self) -> TurnEvent | None:
+        """The next event if it has already arrived, else None (then await `next_event`); never waits."""
+        ...
+
     def release(self) -> None: ...
 
 
@@ -351,9 +355,9 @@ async def _close_thread(client: RpcClient, thread_id: str, timeout: float) -> No
     shielded = anyio.CancelScope(shield=True)
     with shielded, anyio.move_on_after(timeout), contextlib.suppress(RpcFailure, WorkerLost, TimeoutError):
         # The RPC deadline is longer than the cancel scope's: slow clean-up is given up on, never taken for a hang.
+        # Both requests go out in one write (one wake-up of the child); a failure of either is ignored, as before.
         params = p.ThreadUnsubscribeParams(thread_id=thread_id)
-        await client.request("thread/unsubscribe", params, timeout=timeout * 10)
-        await client.request("thread/delete", params, timeout=timeout * 10)
+        await client.request_all([("thread/unsubscribe", params), ("thread/delete", params)], timeout=timeout * 10)
 
 
 # ---- the session ------------------------------------------------------------------------------------------------
@@ -430,6 +434,7 @@ class TurnSession:
         self._tools = _ToolBatch(req.tools, req.parallel_tool_calls, req.history) if req.tools else None
         self._queue: asyncio.Queue | None = None
         self._span = tracing.begin("turn", {"gen_ai.request.model": req.model or "", "codex.tools": len(req.tools)})
+        self._stash: object | None = None  # a queued event `poll` took but only `next_event` can handle
 
     async def __aenter__(self) -> TurnSession:
         try:
@@ -479,27 +484,18 @@ class TurnSession:
             self._end_span("tool_calls", usage=self._pending_finish.usage)
             return self._pending_finish
         while self.status is None:
-            event = await self._queue.get()
+            if self._stash is not None:
+                event, self._stash = self._stash, None
+            else:
+                event = await self._queue.get()
             if isinstance(event, ThreadEnded):
                 raise TurnFailed(CodexError(message=event.reason, info="workerLost"))
-            if isinstance(event, p.AgentMessageDelta):
-                if event.delta:
-                    return TextDelta(event.delta)
-            elif isinstance(event, p.ReasoningSummaryDelta):
-                if event.delta:
-                    return ReasoningDelta(event.delta)
-            elif isinstance(event, p.TurnCompleted):
-                if event.turn.id == self.turn_id:
-                    self.status = event.turn.status
-                    if event.turn.error is not None and self.error is None:
-                        self.error = _error_from(event.turn.error)
-            elif self._tools is not None:
-                if (batch := self._on_tool_event(event)) is not None:
-                    return batch
-            elif isinstance(event, ServerRequest):  # routed, but this turn offered no tools: nothing to run
+            if isinstance(event, ServerRequest) and self._tools is None:
+                # routed, but this turn offered no tools: nothing to run
                 await event.fail(p.METHOD_NOT_FOUND, f"{event.method}: this turn has no client tools")
-            else:
-                self._track(event)
+                continue
+            if (out := self._step(event)) is not None:
+                return out
         if self.status == "completed":
             # A failed turn never goes idle (codex reports systemError first): don't wait for it.
             await self._await_usage()
@@ -520,6 +516,40 @@ class TurnSession:
                 u.input_tokens, u.cached_input_tokens, u.output_tokens, u.reasoning_output_tokens
             )
             tracing.finish(span, {**attrs, **tokens}, error)
+
+    def poll(self) -> TurnEvent | None:
+        """The next delta or tool-call batch if codex already sent it, without waiting; None means await
+        `next_event` (nothing queued, the turn is ending — usage may still trail — or an event needs an await).
+
+        The relay takes every event of one loop tick this way and writes them as one chunk (issue 15)."""
+        queue = self._queue
+        if queue is None or self.finished or self._pending_finish is not None or self._stash is not None:
+            return None
+        while self.status is None and not queue.empty():
+            event = queue.get_nowait()
+            if isinstance(event, ThreadEnded) or (isinstance(event, ServerRequest) and self._tools is None):
+                self._stash = event
+                return None
+            if (out := self._step(event)) is not None:
+                return out
+        return None
+
+    def _step(self, event: object) -> TurnEvent | None:
+        """One queued codex event → the turn event it makes, if any (no waiting: shared by `next_event`/`poll`)."""
+        if isinstance(event, p.AgentMessageDelta):
+            return TextDelta(event.delta) if event.delta else None
+        if isinstance(event, p.ReasoningSummaryDelta):
+            return ReasoningDelta(event.delta) if event.delta else None
+        if isinstance(event, p.TurnCompleted):
+            if event.turn.id == self.turn_id:
+                self.status = event.turn.status
+                if event.turn.error is not None and self.error is None:
+                    self.error = _error_from(event.turn.error)
+            return None
+        if self._tools is not None:
+            return self._on_tool_event(event)
+        self._track(event)
+        return None
 
     def _on_tool_event(self, event: object) -> TurnEvent | None:
         """Tool-call bookkeeping: each call as the model completes it, then the batch once its response completed."""

@@ -23,6 +23,10 @@ Behaviour (process-wide via env `FAULT_MODE`, or for one turn via `fault:<mode>`
   an unknown `item/fault/unknownRequest` server request, and streams only once both are answered.
 - `slow` / `fault:slow`: `FAULT_DELTAS` (default 50) deltas `FAULT_DELTA_INTERVAL_MS` (default 50) apart, which
   leaves time for `turn/interrupt`.
+- `fault:silent`: that one turn starts (`turn/started`) and then says nothing — no delta, no completion — until
+  `turn/interrupt` ends it as interrupted; the process and its other turns go on. It costs no thread, so one
+  double can hold thousands of idle streams (bench/streams.py).
+- `fault:deltas=N`: that turn streams N one-word deltas back to back (no pause): relay cost per delta.
 - `fault:allocate`: after the first delta, a runaway: touches `FAULT_ALLOCATE_STEP_MB` (default 16) more MB of
   resident memory every 10 ms, up to `FAULT_ALLOCATE_MAX_MB` (default 2048), and never finishes the turn — for
   the memory watchdog and the unit's MemoryMax= (issue 13).
@@ -124,6 +128,7 @@ class Server:
         self.turn_threads: list[threading.Thread] = []
         self.server_replies: dict[str, threading.Event] = {}
         self.server_request_seq = 0
+        self.silent: dict[str, str] = {}  # turn id -> thread id of a `fault:silent` turn
 
     def next_id(self, kind: str) -> str:
         self.counter += 1
@@ -209,6 +214,10 @@ class Server:
         known = self.threads.pop(params.get("threadId", ""), None) is not None
         self.reply(request_id, {"status": "unsubscribed" if known else "notLoaded"})
 
+    def on_thread_delete(self, request_id: Any, params: dict[str, Any]) -> None:
+        self.threads.pop(params.get("threadId", ""), None)
+        self.reply(request_id, {})
+
     def on_model_list(self, request_id: Any, params: dict[str, Any]) -> None:
         model = {
             "id": "fault-model",
@@ -227,10 +236,14 @@ class Server:
         self.reply(request_id, {"account": None, "requiresOpenaiAuth": False})
 
     def on_turn_interrupt(self, request_id: Any, params: dict[str, Any]) -> None:
-        flag = self.active.get(params.get("turnId", ""))
+        turn_id = params.get("turnId", "")
+        flag = self.active.get(turn_id)
         if flag is not None:
             flag.set()  # the turn thread emits turn/completed(interrupted)
         self.reply(request_id, {})
+        silent = self.silent.pop(turn_id, None)
+        if silent is not None:
+            self.finish(silent, turn_id, "interrupted")
 
     def on_turn_start(self, request_id: Any, params: dict[str, Any]) -> None:
         thread_id = params.get("threadId", "")
@@ -238,8 +251,11 @@ class Server:
             return self.error(request_id, -32600, f"thread not found: {thread_id}")
         text = " ".join(i.get("text", "") for i in params.get("input", []) if i.get("type") == "text")
         fault = MODE
+        deltas = 0
         for word in text.split():
-            if word.startswith("fault:"):
+            if word.startswith("fault:deltas="):
+                fault, deltas = "deltas", int(word[13:])
+            elif word.startswith("fault:"):
                 fault = {"crash": "crash_mid_turn"}.get(word[6:], word[6:])
         if fault == "overloaded" and MODE != "overloaded":
             return self.error(request_id, -32001, "Server overloaded; retry later.")
@@ -248,9 +264,18 @@ class Server:
         if fault == "hang":
             start_hanging()
             return None
+        if fault == "silent":
+            self.silent[turn_id] = thread_id
+            notify("thread/status/changed", {"threadId": thread_id, "status": {"type": "active"}})
+            notify(
+                "turn/started", {"threadId": thread_id, "turn": {"id": turn_id, "status": "inProgress", "items": []}}
+            )
+            return None
         flag = threading.Event()
         self.active[turn_id] = flag
-        worker = threading.Thread(target=self.play_turn, args=(thread_id, turn_id, text, fault, flag), daemon=True)
+        worker = threading.Thread(
+            target=self.play_turn, args=(thread_id, turn_id, text, fault, flag, deltas), daemon=True
+        )
         self.turn_threads.append(worker)
         worker.start()
         return None
@@ -265,7 +290,9 @@ class Server:
         send({"id": request_id, "method": method, "params": params})
         return event
 
-    def play_turn(self, thread_id: str, turn_id: str, text: str, fault: str, interrupted: threading.Event) -> None:
+    def play_turn(
+        self, thread_id: str, turn_id: str, text: str, fault: str, interrupted: threading.Event, deltas: int = 0
+    ) -> None:
         base = {"threadId": thread_id, "turnId": turn_id}
         notify("thread/status/changed", {"threadId": thread_id, "status": {"type": "active"}})
         notify("turn/started", {"threadId": thread_id, "turn": {"id": turn_id, "status": "inProgress", "items": []}})
@@ -286,13 +313,15 @@ class Server:
         words = reply.split(" ")
         if fault == "slow":
             words = [f"w{i} " for i in range(env_int("FAULT_DELTAS", 50))]
+        elif fault == "deltas":
+            words = [f"w{i} " for i in range(deltas)]
         interval = env_int("FAULT_DELTA_INTERVAL_MS", 50) / 1000 if fault == "slow" else 0
         notify("item/started", {**base, "item": {"type": "agentMessage", "id": item_id, "text": ""}})
         sent = ""
         for i, word in enumerate(words):
             if interrupted.is_set():
                 return self.finish(thread_id, turn_id, "interrupted")
-            delta = word if i == 0 or fault == "slow" else " " + word
+            delta = word if i == 0 or fault in ("slow", "deltas") else " " + word
             notify("item/agentMessage/delta", {**base, "itemId": item_id, "delta": delta})
             sent += delta
             if fault == "crash_mid_turn":

@@ -284,3 +284,36 @@ async def test_interrupt_ends_a_slow_turn_and_is_logged(tmp_path: Path) -> None:
 
     assert events[-1]["params"]["turn"]["status"] == "interrupted"
     assert "turn/interrupt" in [m.get("method") for m in d.logged()]
+
+
+async def test_silent_turn_says_nothing_until_interrupted_while_others_go_on(tmp_path: Path) -> None:
+    async with double(tmp_path) as d:
+        await d.handshake()
+        silent_thread, other = await d.thread(), await d.thread()
+        rid = await d.call(
+            "turn/start", {"threadId": silent_thread, "input": [{"type": "text", "text": "fault:silent"}]}
+        )
+        await d.call("turn/start", {"threadId": other, "input": [{"type": "text", "text": "meanwhile"}]})
+        events = await d.until(is_turn_completed)
+        silent_turn = next(m for m in events if m.get("id") == rid)["result"]["turn"]["id"]
+        await d.call("turn/interrupt", {"threadId": silent_thread, "turnId": silent_turn})
+        ended = await d.until(is_turn_completed)
+
+    silent_events = [m for m in events if "method" in m and m["params"].get("threadId") == silent_thread]
+    assert [m["method"] for m in silent_events] == ["thread/status/changed", "turn/started"]
+    assert events[-1]["params"]["threadId"] == other
+    assert deltas(events) == "echo: meanwhile"
+    assert ended[-1]["params"] == {
+        "threadId": silent_thread,
+        "turn": {"id": silent_turn, "status": "interrupted", "items": [], "error": None},
+    }
+
+
+async def test_deltas_mode_streams_n_deltas(tmp_path: Path) -> None:
+    async with double(tmp_path) as d:
+        await d.handshake()
+        await d.start_turn(await d.thread(), "fault:deltas=250")
+        events = await d.until(is_turn_completed)
+
+    pieces = [m["params"]["delta"] for m in events if m.get("method") == "item/agentMessage/delta"]
+    assert pieces == [f"w{i} " for i in range(250)]
