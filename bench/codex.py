@@ -36,10 +36,10 @@ from bench.report import Section, Table
 class _NoState:
     """Codex's defaults: no per-life state arguments."""
 
-    def prepare(self, index: int) -> list[str]:
+    def prepare(self, index: int, generation: int) -> list[str]:
         return []
 
-    def discard(self, index: int) -> None:
+    def discard(self, index: int, generation: int) -> None:
         return None
 
 

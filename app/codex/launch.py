@@ -61,20 +61,21 @@ class WorkerState:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def path(self, index: int) -> Path:
-        return self.root / f"worker-{index}"
+    def path(self, index: int, generation: int) -> Path:
+        """One directory per life: a recycled child still finishing its turns keeps its own while the next runs."""
+        return self.root / f"worker-{index}.{generation}"
 
-    def prepare(self, index: int) -> list[str]:
-        """Fresh, empty 0700 directory for worker `index`; returns the codex arguments that point into it."""
+    def prepare(self, index: int, generation: int) -> list[str]:
+        """Fresh, empty 0700 directory for that life of worker `index`; returns the codex arguments into it."""
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        directory = self.path(index)
+        directory = self.path(index, generation)
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(mode=0o700)
         return state_args(directory, index)
 
-    def discard(self, index: int) -> None:
-        """The worker's child has exited: delete what it stored."""
-        shutil.rmtree(self.path(index), ignore_errors=True)
+    def discard(self, index: int, generation: int) -> None:
+        """That life's child has exited: delete what it stored."""
+        shutil.rmtree(self.path(index, generation), ignore_errors=True)
 
 
 def state_args(directory: Path, index: int) -> list[str]:

@@ -7,6 +7,11 @@ exponentially with jitter; the delay resets after a healthy period; too many qui
 worker as crash-looping (not ready, with the reason shown on /readyz) while it keeps retrying at the capped
 delay — a budget per time window, never a lifetime cap. Only an operator's `WORKER_RESTART_MAX` makes a worker give
 up, after that many consecutive failures (a healthy period resets the count); /readyz then names it.
+
+A planned recycle (`WORKER_MAX_TURNS`) is a hand-over, not a drain: the slot starts a fresh child at once while the
+old one finishes the turns it already has, then stops. A slot never loses its capacity for as long as its longest
+turn lasts (an agent's turn can take minutes; found by bench/streams.py, where every slot of a pool holding
+thousands of streams went to draining and new requests got 429 until the old streams ended).
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ class WorkerStatus(msgspec.Struct):
     startup_latency_ms: int | None
     last_exit: WorkerExit | None
     stderr_tail: list[str]
+    retiring: int = 0  # recycled children of this slot still finishing their turns
 
 
 class Worker:
@@ -98,7 +104,6 @@ class Worker:
         self.reason = "worker_starting"
         self.client: RpcClient | None = None
         self.transport: ChildTransport | None = None
-        self.in_flight = 0
         self.restarts = 0
         self.consecutive_failures = 0
         self.next_delay = 0.0
@@ -110,8 +115,21 @@ class Worker:
         self.recycle = asyncio.Event()
         self.recycles = 0
         self.turns_served = 0  # in this child's life
+        self.generation = 0  # which life of this slot; a lease remembers the one it was taken from
+        self.leases: dict[int, int] = {}  # generation -> leases held (a dead life's count until they are released)
+        self.retiring: dict[int, Retiring] = {}  # recycled lives still finishing their turns
 
-    draining = False  # set per life: takes no new turns, is recycled once its last turn ends
+    draining = False  # set per life: takes no new turns; handed over to a fresh child at once
+
+    @property
+    def in_flight(self) -> int:
+        """Leases held on this slot, on every life (what /healthz shows and what a stopping pool waits for)."""
+        return sum(self.leases.values())
+
+    @property
+    def load(self) -> int:
+        """Leases that count against the current child's WORKER_MAX_CONCURRENCY: all but a retiring child's."""
+        return sum(n for gen, n in self.leases.items() if gen not in self.retiring)
 
     @property
     def ready(self) -> bool:
@@ -134,14 +152,23 @@ class Worker:
             startup_latency_ms=self.startup_latency_ms,
             last_exit=self.last_exit,
             stderr_tail=list(self.transport.stderr_tail)[-5:] if self.transport else [],
+            retiring=len(self.retiring),
         )
+
+
+class Retiring(msgspec.Struct, kw_only=True):
+    """A recycled life of a slot: its child serves the turns it already has, then stops."""
+
+    client: RpcClient
+    transport: ChildTransport
+    drained: asyncio.Event = msgspec.field(default_factory=asyncio.Event)
 
 
 class WorkerLife(Protocol):
     """Per-life resources of a worker (app.codex.launch.WorkerState): made before each spawn, gone after exit."""
 
-    def prepare(self, index: int) -> list[str]: ...
-    def discard(self, index: int) -> None: ...
+    def prepare(self, index: int, generation: int) -> list[str]: ...
+    def discard(self, index: int, generation: int) -> None: ...
 
 
 class PoolConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -172,6 +199,7 @@ class Lease:
         self.pool = pool
         self.worker = worker
         self.client = client
+        self.generation = worker.generation
         self._released = False
 
     @property
@@ -181,9 +209,14 @@ class Lease:
     def release(self) -> None:
         if not self._released:
             self._released = True
-            self.worker.in_flight -= 1
-            if self.worker.draining and self.worker.in_flight == 0:
-                self.worker.recycle.set()
+            w, gen = self.worker, self.generation
+            left = w.leases.get(gen, 0) - 1
+            if left > 0:
+                w.leases[gen] = left
+            else:
+                w.leases.pop(gen, None)
+                if gen in w.retiring:
+                    w.retiring[gen].drained.set()
             self.pool._wake()
 
 
@@ -200,6 +233,7 @@ class WorkerPool:
         self.observe = observe  # notification observers handed to every worker's RPC client
         self.workers = [Worker(i) for i in range(config.count)]
         self._tasks: list[asyncio.Task[None]] = []
+        self._retirements: set[asyncio.Task[None]] = set()
         self._stopping = False
         self._changed = asyncio.Condition()
         self.started_at = time.time()
@@ -219,11 +253,17 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        retirements = list(self._retirements)
+        for task in retirements:
+            task.cancel()
+        await asyncio.gather(*retirements, return_exceptions=True)  # each stops its child on the way out
 
     def child_pids(self) -> list[int]:
-        return [
-            w.transport.pid for w in self.workers if w.transport and w.transport.returncode is None and w.transport.pid
+        """Every live child: each slot's current one and any recycled one still finishing its turns."""
+        transports = [w.transport for w in self.workers] + [
+            r.transport for w in self.workers for r in w.retiring.values()
         ]
+        return [t.pid for t in transports if t is not None and t.returncode is None and t.pid]
 
     # ---- supervision ---------------------------------------------------------------------------------------
 
@@ -289,6 +329,7 @@ class WorkerPool:
         worker.recycle = asyncio.Event()
         worker.draining = False
         worker.turns_served = 0
+        worker.generation += 1
         worker.state, worker.reason = "starting", "worker_launching"
         problem = self.preflight() if self.preflight else None
         if problem:
@@ -298,7 +339,7 @@ class WorkerPool:
         argv = list(self.config.argv)
         if self.config.life is not None:
             try:
-                argv += self.config.life.prepare(worker.index)
+                argv += self.config.life.prepare(worker.index, worker.generation)
             except OSError as exc:
                 reason = f"cannot prepare the worker's private state directory: {exc}"
                 worker.last_exit = WorkerExit(at=time.time(), code=None, reason=reason)
@@ -346,8 +387,15 @@ class WorkerPool:
                 for task in (closed, hung, recycle, probe, memory):
                     task.cancel()
                 await asyncio.gather(closed, hung, recycle, probe, memory, return_exceptions=True)
-            if worker.recycle.is_set():
-                logger.info("codex worker %d served %d turns: recycling it", worker.index, worker.turns_served)
+            if worker.recycle.is_set() and not worker.hung.is_set() and not client.closed.is_set():
+                logger.info(
+                    "codex worker %d served %d turns: a fresh child takes over, the old one (pid %s) finishes its %d",
+                    worker.index,
+                    worker.turns_served,
+                    transport.pid,
+                    worker.leases.get(worker.generation, 0),
+                )
+                self._hand_over(worker, client, transport)
             if worker.hung.is_set():
                 logger.error("codex worker %d must go (%s): killing it", worker.index, worker.hung_reason)
                 transport.kill()
@@ -421,14 +469,52 @@ class WorkerPool:
     async def _teardown(self, worker: Worker) -> None:
         client, transport = worker.client, worker.transport
         worker.client = None
+        if transport is None:
+            return  # handed over to a retirement (or never started): nothing of this slot's to stop here
+        await self._stop_child(worker.index, worker.generation, client, transport)
+
+    async def _stop_child(
+        self, index: int, generation: int, client: RpcClient | None, transport: ChildTransport
+    ) -> None:
         with contextlib.suppress(Exception):
-            if transport is not None:
-                await asyncio.shield(transport.stop(self.config.shutdown_grace))
+            await asyncio.shield(transport.stop(self.config.shutdown_grace))
         with contextlib.suppress(Exception):
             if client is not None:
                 await client.aclose()
         if self.config.life is not None:
-            self.config.life.discard(worker.index)  # the child is reaped: nothing of its requests stays
+            self.config.life.discard(index, generation)  # the child is reaped: nothing of its requests stays
+
+    def _hand_over(self, worker: Worker, client: RpcClient, transport: ChildTransport) -> None:
+        """Detach the current child from its slot (the supervisor starts a fresh one at once) and let a task of the
+        pool's stop it once its last lease is released, or when it dies first."""
+        gen = worker.generation
+        retiring = Retiring(client=client, transport=transport)
+        worker.retiring[gen] = retiring
+        worker.client = worker.transport = None
+        if not worker.leases.get(gen):
+            retiring.drained.set()
+        task = asyncio.create_task(self._retire(worker, gen, retiring), name=f"codex-worker-{worker.index}-retiring")
+        self._retirements.add(task)
+        task.add_done_callback(self._retirements.discard)
+
+    async def _retire(self, worker: Worker, gen: int, old: Retiring) -> None:
+        def kill(why: str) -> None:
+            logger.error(
+                "retiring codex worker %d (pid %s) must go (%s): killing it", worker.index, old.transport.pid, why
+            )
+            old.transport.kill()
+
+        waits = [asyncio.create_task(old.drained.wait()), asyncio.create_task(old.client.closed.wait())]
+        memory = asyncio.create_task(self._watch_memory(old.transport, kill))  # a kill closes the client
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (*waits, memory):
+                task.cancel()
+            await asyncio.gather(*waits, memory, return_exceptions=True)
+            await self._stop_child(worker.index, gen, old.client, old.transport)
+            worker.retiring.pop(gen, None)
+            await self._notify_change()
 
     # ---- dispatch ------------------------------------------------------------------------------------------
 
@@ -448,11 +534,11 @@ class WorkerPool:
         candidates = [
             w
             for w in self.workers
-            if w.ready and not w.draining and w not in exclude and w.in_flight < self.config.max_concurrency
+            if w.ready and not w.draining and w not in exclude and w.load < self.config.max_concurrency
         ]
         if not candidates:
             return None
-        return min(candidates, key=lambda w: (w.in_flight, w.index))
+        return min(candidates, key=lambda w: (w.load, w.index))
 
     async def acquire(self, exclude: Sequence[Worker] = ()) -> Lease:
         """Lease the least-loaded ready worker, waiting up to the queue timeout when all are full or restarting.
@@ -463,10 +549,11 @@ class WorkerPool:
             while True:
                 worker = self._pick(exclude)
                 if worker is not None and worker.client is not None:
-                    worker.in_flight += 1
+                    worker.leases[worker.generation] = worker.leases.get(worker.generation, 0) + 1
                     worker.turns_served += 1
                     if self.config.max_turns and worker.turns_served >= self.config.max_turns:
-                        worker.draining = True  # this is its last turn; recycled when it ends
+                        worker.draining = True  # its last turn: a fresh child takes the slot over at once
+                        worker.recycle.set()
                     return Lease(self, worker, worker.client)
                 remaining = deadline - time.monotonic()
                 if all(w.state in DOWN for w in self.workers if w not in exclude):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,8 +12,8 @@ import pytest
 
 from app.codex.launch import Backend, build_argv, build_env, prepare_codex_home
 from app.codex.pool import PoolConfig, WorkerPool
-from app.codex.turn import HistoryMessage, InFlight, TextDelta, TurnFinished, TurnRequest, TurnSession
-from app.offline_model import OfflineModel, Text, Usage
+from app.codex.turn import HistoryMessage, InFlight, TextDelta, TurnFailed, TurnFinished, TurnRequest, TurnSession
+from app.offline_model import OfflineModel, Text, ToolCalls, Usage
 from app.settings import default_codex_bin
 from tests.api_harness import pid_alive
 
@@ -120,6 +121,60 @@ async def test_shutdown_leaves_no_child_processes(model, tmp_path):
     assert all(pid_alive(pid) for pid in pids)
     await p.stop()
     assert [pid for pid in pids if pid_alive(pid)] == []
+
+
+async def test_a_recycled_worker_hands_its_slot_over_at_once_and_still_finishes_its_turn(model, tmp_path):
+    """WORKER_MAX_TURNS: the slot's next request runs on a fresh child while the old one still holds its last turn
+    (before, the slot took nothing until that turn ended: 429s for as long as a long turn lasted)."""
+    p = WorkerPool(pool_config(tmp_path / "home", tmp_path / "work", model.base_url, count=1, max_turns=2))
+    await p.start()
+    try:
+        assert await p.wait_ready(30)
+        first_pid = p.child_pids()[0]
+        assert (await run(p, TurnRequest(input_text="one")))[0] == "echo: one"
+        model.script(ToolCalls(calls=[], text="long", hold_after=1))  # streams its text, then waits for release()
+        held = asyncio.create_task(run(p, TurnRequest(input_text="the old child's last turn")))
+        await wait_until(lambda: model.held == 1, "the last turn of the old child to be held by the model")
+        text, _ = await asyncio.wait_for(run(p, TurnRequest(input_text="meanwhile")), 30)
+        assert text == "echo: meanwhile"
+        worker = p.workers[0]
+        assert not held.done()
+        assert first_pid in p.child_pids() and len(p.child_pids()) == 2
+        assert worker.status().retiring == 1 and worker.in_flight == 1 and worker.load == 0
+        model.release()
+        text, finished = await asyncio.wait_for(held, 30)
+        assert (text, finished.status) == ("long", "completed")
+        await wait_until(lambda: not pid_alive(first_pid) and not worker.retiring, "the old child to stop")
+        assert p.child_pids() != [first_pid] and len(p.child_pids()) == 1
+        assert (worker.recycles, worker.restarts, worker.consecutive_failures, worker.in_flight) == (1, 0, 0, 0)
+    finally:
+        await p.stop()
+
+
+async def test_stopping_the_pool_stops_a_retiring_child_too(model, tmp_path):
+    p = WorkerPool(pool_config(tmp_path / "home", tmp_path / "work", model.base_url, count=1, max_turns=1))
+    await p.start()
+    assert await p.wait_ready(30)
+    first_pid = p.child_pids()[0]
+    model.script(ToolCalls(calls=[], text="long", hold_after=1))
+    held = asyncio.create_task(run(p, TurnRequest(input_text="held")))
+    try:
+        await wait_until(lambda: model.held == 1 and len(p.child_pids()) == 2, "a retiring child and its successor")
+        pids = p.child_pids()
+    finally:
+        await p.stop()
+    assert first_pid in pids and [pid for pid in pids if pid_alive(pid)] == []
+    model.release()
+    with pytest.raises(TurnFailed, match=r"stdout closed|worker"):  # its child was stopped under it
+        await asyncio.wait_for(held, 30)
+
+
+async def wait_until(predicate, what: str, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 async def test_workers_are_recycled_after_max_turns_without_failing_a_request(model, tmp_path):
