@@ -511,7 +511,8 @@ class WorkerPool:
         finally:
             for task in (*waits, memory):
                 task.cancel()
-            await asyncio.gather(*waits, memory, return_exceptions=True)
+            await asyncio.gather(*waits, return_exceptions=True)
+            await asyncio.gather(memory, return_exceptions=True)
             await self._stop_child(worker.index, gen, old.client, old.transport)
             worker.retiring.pop(gen, None)
             await self._notify_change()
