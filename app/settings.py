@@ -97,7 +97,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     # Worker pool.
     worker_count: int = 2
-    worker_max_concurrency: int = 8
+    worker_max_concurrency: int = 32  # from bench/report.md section 4: a worker holds 512 waiting turns
     worker_queue_timeout_ms: int = 2000
     worker_startup_timeout_ms: int = 30000
     worker_request_timeout_ms: int = 20000
@@ -216,7 +216,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             offline_model_url=e.get("PROXY_OFFLINE_MODEL_URL") or None,
             login_poll_ms=_int(e, "PROXY_LOGIN_POLL_MS", 2000, lo=50),
             worker_count=_int(e, "PROXY_WORKER_COUNT", 2, lo=1, hi=64),
-            worker_max_concurrency=_int(e, "WORKER_MAX_CONCURRENCY", 8, lo=1),
+            worker_max_concurrency=_int(e, "WORKER_MAX_CONCURRENCY", 32, lo=1),
             worker_queue_timeout_ms=_int(e, "WORKER_QUEUE_TIMEOUT_MS", 2000, lo=0),
             worker_startup_timeout_ms=_int(e, "WORKER_STARTUP_TIMEOUT_MS", 30000, lo=100),
             worker_request_timeout_ms=_int(e, "WORKER_REQUEST_TIMEOUT_MS", 20000, lo=100),

@@ -583,21 +583,17 @@ class WorkerPool:
 
     async def wait_ready(self, timeout: float, count: int = 1) -> bool:
         """Wait until at least `count` workers are ready; False on timeout."""
-        deadline = time.monotonic() + timeout
-        async with self._changed:
-            while self.ready_count < count:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), remaining)
-        return True
+        return await self._wait_for(lambda: self.ready_count >= count, timeout)
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until no lease is held (a pool being replaced lets its turns finish first); False on timeout."""
+        return await self._wait_for(lambda: not self.in_flight, timeout)
+
+    async def _wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Re-check `condition` at every pool change until it holds (True) or `timeout` passes (False)."""
         deadline = time.monotonic() + timeout
         async with self._changed:
-            while self.in_flight:
+            while not condition():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
