@@ -359,9 +359,19 @@ class WorkerPool:
             worker.state, worker.reason = "misconfigured", reason
             return None
 
+        life, life_hung = worker.generation, worker.hung
+
         def on_hung(why: str) -> None:
-            worker.hung_reason = why
-            worker.hung.set()
+            """This life's child must go: kill it where it is now (its slot, or retiring next to its successor)."""
+            retiring = worker.retiring.get(life)
+            if retiring is not None:
+                logger.error(
+                    "retiring codex worker %d (pid %s) must go (%s): killing it", worker.index, transport.pid, why
+                )
+                retiring.transport.kill()
+            elif worker.generation == life:
+                worker.hung_reason = why
+                life_hung.set()
 
         client = RpcClient(transport, on_hung=on_hung, observe=self.observe)
         client.start()

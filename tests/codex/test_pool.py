@@ -169,6 +169,35 @@ async def test_stopping_the_pool_stops_a_retiring_child_too(model, tmp_path):
         await asyncio.wait_for(held, 30)
 
 
+async def test_a_hung_retiring_child_is_killed_and_its_successor_left_alone(model, tmp_path):
+    """An RPC deadline passing on a retiring child (its client calls on_hung) kills that child, never the fresh one
+    that took its slot."""
+    p = WorkerPool(pool_config(tmp_path / "home", tmp_path / "work", model.base_url, count=1, max_turns=1))
+    await p.start()
+    try:
+        assert await p.wait_ready(30)
+        old_pid = p.child_pids()[0]
+        model.script(ToolCalls(calls=[], text="long", hold_after=1))
+        held = asyncio.create_task(run(p, TurnRequest(input_text="held")))
+        worker = p.workers[0]
+        await wait_until(
+            lambda: model.held == 1 and worker.ready and worker.retiring, "a retiring child and its successor"
+        )
+        new_pid = worker.transport.pid if worker.transport else None
+        (retiring,) = worker.retiring.values()
+        assert retiring.client.on_hung is not None
+        retiring.client.on_hung("no answer to thread/unsubscribe within 20s")
+        with pytest.raises(TurnFailed):
+            await asyncio.wait_for(held, 30)
+        await wait_until(lambda: not pid_alive(old_pid) and not worker.retiring, "the hung retiring child to go")
+        assert worker.ready and worker.transport is not None and worker.transport.pid == new_pid
+        assert not worker.hung.is_set() and worker.restarts == 0
+        assert (await run(p, TurnRequest(input_text="after")))[0] == "echo: after"
+    finally:
+        model.release()
+        await p.stop()
+
+
 async def wait_until(predicate, what: str, timeout: float = 30.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
