@@ -253,10 +253,12 @@ class WorkerPool:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        retirements = list(self._retirements)
-        for task in retirements:
-            task.cancel()
-        await asyncio.gather(*retirements, return_exceptions=True)  # each stops its child on the way out
+        # Retiring children: end their wait rather than cancel their task, so each stops its child to the end (a
+        # cancel could land inside that stop and leave the child's pipes to the garbage collector).
+        for worker in self.workers:
+            for retiring in worker.retiring.values():
+                retiring.drained.set()
+        await asyncio.gather(*self._retirements, return_exceptions=True)
 
     def child_pids(self) -> list[int]:
         """Every live child: each slot's current one and any recycled one still finishing its turns."""

@@ -165,6 +165,13 @@ class ChildTransport:
                 self._stderr_task.cancel()
             if proc.stdin is not None and not proc.stdin.is_closing():
                 proc.stdin.close()
+            if proc.returncode is not None:
+                # The child is reaped: close its stdout/stderr pipes now. asyncio closes a read pipe only once it
+                # has read EOF, and the reader may already be gone (a cancelled client), which left the pipes to
+                # the garbage collector (ResourceWarning: unclosed transport). asyncio's Process has no public close.
+                subprocess_transport = getattr(proc, "_transport", None)
+                if subprocess_transport is not None:
+                    subprocess_transport.close()
 
     async def _wait_for_exit(self, timeout: float) -> bool:
         assert self.proc is not None
