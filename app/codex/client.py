@@ -15,7 +15,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar, overload
 
 import msgspec
@@ -25,6 +25,7 @@ from app.codex.transport import ChildTransport, TransportClosed
 
 logger = logging.getLogger(__name__)
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class RpcFailure(Exception):
@@ -131,36 +132,43 @@ class RpcClient:
         hung (the pool kills it)."""
         if self.closed.is_set():
             raise WorkerLost(self.close_reason)
-        rid = next(self._ids)
-        fut: asyncio.Future[msgspec.Raw] = asyncio.get_running_loop().create_future()
-        self._pending[rid] = (method, fut)
+        rid, fut = self._expect(method)
         try:
             await self._send(p.OutRequest(id=rid, method=method, params=params))
-            try:
-                raw = await asyncio.wait_for(asyncio.shield(fut), timeout)
-            except TimeoutError:
-                reason = f"no answer to {method} within {timeout:.1f}s"
-                if self.on_hung is not None:
-                    self.on_hung(reason)
-                raise RpcTimeout(reason) from None
+            raw = await self._within(fut, timeout, method)
         finally:
             self._pending.pop(rid, None)
         if result_type is None:
             return raw
         return msgspec.json.decode(raw, type=result_type)
 
+    def _expect(self, method: str) -> tuple[int, asyncio.Future[msgspec.Raw]]:
+        """A fresh request id and the future its answer will resolve."""
+        rid = next(self._ids)
+        fut: asyncio.Future[msgspec.Raw] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = (method, fut)
+        return rid, fut
+
+    async def _within(self, waiting: Awaitable[T], timeout: float, what: str) -> T:
+        """Await an answer for at most `timeout`; past it the worker is hung (on_hung) and the caller gets
+        RpcTimeout. The awaited answer is shielded: a late one still lands in its future."""
+        try:
+            return await asyncio.wait_for(asyncio.shield(waiting), timeout)
+        except TimeoutError:
+            reason = f"no answer to {what} within {timeout:.1f}s"
+            if self.on_hung is not None:
+                self.on_hung(reason)
+            raise RpcTimeout(reason) from None
+
     async def request_all(self, calls: list[tuple[str, object]], *, timeout: float) -> list[msgspec.Raw | RpcFailure]:
         """Several requests in one write (one pipe write and one wake-up of the child instead of one each), their
         answers in order: the raw result or the RpcFailure. A timeout marks the worker hung, as in `request`."""
         if self.closed.is_set():
             raise WorkerLost(self.close_reason)
-        loop = asyncio.get_running_loop()
         pending: list[tuple[int, asyncio.Future[msgspec.Raw]]] = []
         lines: list[bytes] = []
         for method, params in calls:
-            rid = next(self._ids)
-            fut: asyncio.Future[msgspec.Raw] = loop.create_future()
-            self._pending[rid] = (method, fut)
+            rid, fut = self._expect(method)
             pending.append((rid, fut))
             lines.append(p.ENCODER.encode(p.OutRequest(id=rid, method=method, params=params)))
         try:
@@ -168,14 +176,7 @@ class RpcClient:
                 await self.transport.send(b"\n".join(lines))
             except TransportClosed as exc:
                 raise WorkerLost(str(exc)) from exc
-            futures = [fut for _, fut in pending]
-            try:
-                await asyncio.wait_for(asyncio.shield(asyncio.wait(futures)), timeout)
-            except TimeoutError:
-                reason = f"no answer to {', '.join(m for m, _ in calls)} within {timeout:.1f}s"
-                if self.on_hung is not None:
-                    self.on_hung(reason)
-                raise RpcTimeout(reason) from None
+            await self._within(asyncio.wait([fut for _, fut in pending]), timeout, ", ".join(m for m, _ in calls))
         finally:
             for rid, _ in pending:
                 self._pending.pop(rid, None)
