@@ -289,10 +289,13 @@ async def execute(
 
 
 def mode_headers(plan: TurnPlan) -> dict[str, str]:
-    """The output mode in effect (and the stop-after-tools mode when enforced), echoed on every answer."""
+    """The output mode in effect (and the stop-after-tools mode when enforced), echoed on every answer, and the
+    declared tool types the model was not offered, so leaving them out is never silent."""
     headers = {"x-proxy-output-mode": plan.output_mode}
     if plan.tool_stream.enforced:
         headers["x-codex-stop-after-tools-mode"] = plan.tool_stream.mode
+    if plan.tools_left_out:
+        headers["x-codex-tools-left-out"] = ",".join(dict.fromkeys(plan.tools_left_out))
     return headers
 
 

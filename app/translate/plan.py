@@ -82,6 +82,7 @@ class TurnPlan(msgspec.Struct, frozen=True, kw_only=True):
     summary: str | None = None
     user: str | None = None
     tools_echo: tuple[ToolEcho, ...] = ()
+    tools_left_out: tuple[str, ...] = ()  # declared tool types Codex cannot offer (x-codex-tools-left-out)
     tool_choice_echo: str | ToolChoiceEcho = "none"
     parallel_tool_calls: bool = True
     text_format_echo: TextFormatEcho = msgspec.field(default_factory=TextFormatEcho)

@@ -269,3 +269,33 @@ async def test_a_failed_turn_after_calls_is_still_an_error(s: Seam) -> None:
     with pytest.raises(openai.APIStatusError) as info:
         await s.sdk.responses.create(model=MODEL, input="hi", tools=[FLAT_WEATHER])  # type: ignore[list-item]
     assert info.value.status_code == 502
+
+
+# ---- tool types Codex cannot offer --------------------------------------------------------------------------
+
+
+async def test_chat_refuses_a_tool_type_codex_cannot_offer(s: Seam) -> None:
+    r = await s.http.post(
+        "/v1/chat/completions",
+        json={"model": MODEL, "messages": USER, "tools": [WEATHER, {"type": "custom", "name": "grammar"}]},
+    )
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "tools[1].type"
+    assert "only as functions" in r.json()["error"]["message"]
+    assert s.turns.requests == []  # refused before any turn
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_responses_names_the_tool_types_left_out_in_a_header(s: Seam, stream: bool) -> None:
+    s.turns.script(text("ok"))
+    tools = [FLAT_WEATHER, {"type": "web_search"}, {"type": "file_search"}, {"type": "web_search"}]
+    r = await s.http.post("/v1/responses", json={"model": MODEL, "input": "hi", "tools": tools, "stream": stream})
+    assert r.status_code == 200
+    assert r.headers["x-codex-tools-left-out"] == "web_search,file_search"
+    assert [t.name for t in s.turns.last.tools] == ["get_weather"]
+
+
+async def test_responses_with_only_function_tools_has_no_left_out_header(s: Seam) -> None:
+    s.turns.script(text("ok"))
+    r = await s.http.post("/v1/responses", json={"model": MODEL, "input": "hi", "tools": [FLAT_WEATHER]})
+    assert r.status_code == 200 and "x-codex-tools-left-out" not in r.headers

@@ -139,6 +139,7 @@ def plan_responses(
         summary=summary,
         user=req.user,
         tools_echo=shown.echo,
+        tools_left_out=tools.left_out,
         tool_choice_echo=choice.echo,
         parallel_tool_calls=parallel and bool(shown.dynamic),  # echoed as in effect: false when nothing is offered
         text_format_echo=structured.echo,

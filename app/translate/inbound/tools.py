@@ -141,8 +141,11 @@ def chat_tools(tools: Sequence[ChatTool] | None, functions: Sequence[FunctionDef
     b = _Builder()
     for i, tool in enumerate(tools or []):
         if tool.type != "function":
-            b.left_out.append(tool.type)
-            continue
+            # Chat has no echo of what was offered, so leaving a tool out would be silent: refuse it.
+            raise RequestInvalid(
+                f"tools[{i}] of type {tool.type!r} is not supported: Codex offers client tools only as functions",
+                f"tools[{i}].type",
+            )
         if tool.function is None:
             raise RequestInvalid("a function tool needs its `function` object", f"tools[{i}].function")
         b.add_function(tool.function, f"tools[{i}].function")
@@ -152,7 +155,9 @@ def chat_tools(tools: Sequence[ChatTool] | None, functions: Sequence[FunctionDef
 
 
 def responses_tools(tools: Sequence[ToolDeclaration] | None) -> ToolSet:
-    """`tools` of a Responses request: flat or chat-style function tools, namespaces; other types left out."""
+    """`tools` of a Responses request: flat or chat-style function tools, namespaces; other types left out (not
+    refused: Codex CLI always declares `web_search`), named in the `x-codex-tools-left-out` header and absent from
+    the response's `tools`."""
     b = _Builder()
     for i, decl in enumerate(tools or []):
         where = f"tools[{i}]"
