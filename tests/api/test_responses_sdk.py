@@ -6,6 +6,8 @@ SDK parses are the ones the offline model reported, relayed by codex as token-us
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import openai
 import pytest
 
@@ -16,8 +18,9 @@ pytestmark = pytest.mark.codex
 
 
 @pytest.fixture(scope="module")
-def client(api) -> openai.OpenAI:
-    return sdk_client(api)
+def client(api) -> Iterator[openai.OpenAI]:
+    with sdk_client(api) as c:
+        yield c
 
 
 def test_create_returns_the_offline_models_echo_as_output_text(client, offline_model):

@@ -9,6 +9,7 @@ result → final answer — and the recorded provider request shows what Codex r
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import openai
 import pytest
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 
 from app.offline_model import Text
 from tests.api.chat_support import MODEL, wait_idle
+from tests.api.responses_support import sdk_client
 
 pytestmark = pytest.mark.codex
 
@@ -31,8 +33,9 @@ TIME = {"type": "function", "function": {"name": "get_time", "parameters": {"typ
 
 
 @pytest.fixture
-def client(api) -> openai.OpenAI:
-    return openai.OpenAI(base_url=api.base_url + "/v1", api_key=api.headers()["Authorization"][7:], max_retries=0)
+def client(api) -> Iterator[openai.OpenAI]:
+    with sdk_client(api) as c:  # closed after the test: an unclosed client leaves sockets to the GC
+        yield c
 
 
 def run_tool(name: str, arguments: str) -> str:

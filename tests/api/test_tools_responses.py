@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import openai
 import pytest
@@ -13,7 +14,7 @@ from pydantic import BaseModel
 
 from app.offline_model import Text
 from tests.api.chat_support import wait_idle
-from tests.api.responses_support import MODEL
+from tests.api.responses_support import MODEL, sdk_client
 from tests.api_harness import ApiServer, offline_env
 
 pytestmark = pytest.mark.codex
@@ -27,12 +28,13 @@ WEATHER = {
 }
 
 
-def sdk(api: ApiServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=api.base_url + "/v1", api_key=api.headers()["Authorization"][7:], max_retries=0)
+@pytest.fixture
+def client(api: ApiServer) -> Iterator[openai.OpenAI]:
+    with sdk_client(api) as c:  # closed after the test: an unclosed client leaves sockets to the GC
+        yield c
 
 
-def test_function_call_loop_with_function_call_output_items(api, offline_model):
-    client = sdk(api)
+def test_function_call_loop_with_function_call_output_items(api, client, offline_model):
     before = len(offline_model.requests)
     items: list = [{"role": "user", "content": 'Weather?\ncall get_weather {"city": "Lima"}'}]
     first = client.responses.create(model=MODEL, input=items, tools=[WEATHER])
@@ -57,8 +59,7 @@ def test_function_call_loop_with_function_call_output_items(api, offline_model):
     wait_idle(api, offline_model)
 
 
-def test_streamed_function_call_events_and_the_sdk_final_response(api):
-    client = sdk(api)
+def test_streamed_function_call_events_and_the_sdk_final_response(client):
     with client.responses.stream(model=MODEL, input='call get_weather {"city": "Kyiv"}', tools=[WEATHER]) as stream:
         events = list(stream)
         final = stream.get_final_response()
@@ -79,8 +80,7 @@ def test_streamed_function_call_events_and_the_sdk_final_response(api):
     assert [e.sequence_number for e in events] == sorted({e.sequence_number for e in events})
 
 
-def test_namespace_tools_are_offered_as_a_codex_namespace_and_called_with_it(api, offline_model):
-    client = sdk(api)
+def test_namespace_tools_are_offered_as_a_codex_namespace_and_called_with_it(client, offline_model):
     files = {
         "type": "namespace",
         "name": "files",
@@ -99,8 +99,8 @@ class City(BaseModel):
     population: int
 
 
-def test_responses_parse_with_a_pydantic_model(api):
-    out = sdk(api).responses.parse(model=MODEL, input="a city please", text_format=City)
+def test_responses_parse_with_a_pydantic_model(client):
+    out = client.responses.parse(model=MODEL, input="a city please", text_format=City)
     assert isinstance(out.output_parsed, City)
     assert out.text.format.type == "json_schema"  # type: ignore[union-attr]
 
@@ -211,11 +211,11 @@ LONG_PROMPT = " ".join(f"rule{i}" for i in range(2000))
 
 
 def prompt_tokens(api: ApiServer) -> tuple[int, int]:
-    client = sdk(api)
-    plain = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
-    system = client.chat.completions.create(
-        model=MODEL, messages=[{"role": "system", "content": LONG_PROMPT}, {"role": "user", "content": "hi"}]
-    )
+    with sdk_client(api) as client:
+        plain = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+        system = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "system", "content": LONG_PROMPT}, {"role": "user", "content": "hi"}]
+        )
     assert plain.usage is not None and system.usage is not None
     return plain.usage.prompt_tokens, system.usage.prompt_tokens
 
